@@ -1,0 +1,33 @@
+# mvemu top-level build. `make run` and `make test` are the two commands of README.md.
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+MVEMU   := $(VENV)/bin/mvemu
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup images run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+images:
+	$(MAKE) -C guest_images
+
+# The main job: a guest program under mvemu.
+run: setup images
+	$(MVEMU) run guest_images/build/hello.glibc "from mvemu"
+
+test: setup images
+	$(VPY) -m pytest -q
+
+bench: setup images
+	$(VPY) benchmarks/run.py
+
+clean:
+	$(MAKE) -C guest_images clean
+	rm -rf $(VENV)
