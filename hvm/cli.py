@@ -1,0 +1,111 @@
+"""The `mvemu` command line."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+from . import __version__
+
+_DESCRIPTION = """\
+mvemu: a full x86-64 system emulator (Python on Unicorn) that reproduces Multiverse:
+an unmodified static Linux program runs as a process on a Regular OS (ROS) and, once
+hybridized, runs its main() in ring 0 inside the AeroKernel on a separate vCPU.
+"""
+
+_RUN_EPILOG = """\
+examples:
+  mvemu run ./hello world              run a static x86-64 program on the ROS
+  mvemu run --trace ./prog < in.txt    ... printing every system call, strace-style
+  mvemu run --mem 2G ./big             give the guest 2 GiB of RAM
+
+The program's stdin/stdout/stderr, arguments, environment and exit status pass through
+as if it ran natively. A program killed by a signal makes mvemu exit with 128+signal
+(139 for SIGSEGV) after one line on stderr saying why.
+"""
+
+
+class UserError(Exception):
+    """A mistake on the command line: reported as one line, never a traceback."""
+
+
+def parse_size(text: str) -> int:
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in "KMG" else (t, "")
+    try:
+        value = int(num) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size '{text}' (use e.g. 512M or 2G)")
+    if value < (16 << 20) or value > (64 << 30):
+        raise argparse.ArgumentTypeError(f"size '{text}' out of range (16M to 64G)")
+    return value & ~0xFFF
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        raise UserError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mvemu", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"mvemu {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = sub.add_parser("run", help="run a static x86-64 Linux program under mvemu",
+                         description="Run a static x86-64 Linux program (glibc or musl, static or "
+                                     "static-pie) on mvemu's Regular OS.",
+                         epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--mem", type=parse_size, default=1 << 30, metavar="SIZE",
+                     help="guest RAM, e.g. 512M or 2G (default 1G; untouched RAM costs the host nothing)")
+    run.add_argument("--trace", action="store_true",
+                     help="print each system call with its arguments and result on stderr")
+    run.add_argument("program", metavar="PROGRAM", help="the program to run (a path, or a name looked up in PATH)")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments passed to the program")
+    return p
+
+
+def resolve_program(name: str) -> str:
+    if "/" in name or os.path.exists(name):
+        return name
+    found = shutil.which(name)
+    return found or name
+
+
+def cmd_run(opts) -> int:
+    from ros_shim.kernel import KernelOptions, RosKernel
+    from ros_shim.loader import ExecError
+
+    from .machine import Machine
+
+    path = resolve_program(opts.program)
+    machine = Machine(opts.mem)
+    kernel = RosKernel(machine.memory, machine.ros, KernelOptions(trace=opts.trace))
+    argv = [os.fsencode(opts.program)] + [os.fsencode(a) for a in opts.args]
+    envp = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in os.environ.items()]
+    try:
+        kernel.spawn(path, argv, envp)
+    except ExecError as e:
+        print(f"mvemu: cannot run '{opts.program}': {e}", file=sys.stderr)
+        return 127 if e.errno == 2 else 126
+    return machine.run(kernel)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        opts = parser.parse_args(argv)
+        if opts.command is None:
+            parser.print_help()
+            return 2
+        return cmd_run(opts)
+    except UserError as e:
+        print(f"mvemu: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

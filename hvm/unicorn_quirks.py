@@ -1,0 +1,85 @@
+"""Facts about the installed Unicorn that mvemu must find at start-up rather than hard-code.
+
+Unicorn does not pass an exception's error code to UC_HOOK_INTR, and (unicorn#1883) it never clears
+the CPU's `old_exception` field after a hook handles an exception, so the next exception would be
+promoted to #DF and the one after would silently end `emu_start`. Both fields live inside the CPU
+state that `uc_context_save` copies; their offsets in that blob depend on the Unicorn build, so we
+discover them once per host process with tiny probe machines (see ../shared/probes/unicorn_1883.py),
+about 10 ms in all.
+
+This module is the only place that knows about these fields.
+"""
+from __future__ import annotations
+
+import functools
+import struct
+
+from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_64, Uc
+from unicorn.x86_const import (UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CR4, UC_X86_REG_CS,
+                               UC_X86_REG_GDTR, UC_X86_REG_SS)
+
+_PML4, _PDPT, _PD, _PT, _CODE, _GDT = 0x10000, 0x11000, 0x12000, 0x13000, 0x1000, 0x500
+_NOT_PRESENT, _READ_ONLY, _NO_EXEC = 0x20000, 0x21000, 0x22000
+_NX = 1 << 63
+
+
+def _probe_machine(code: bytes) -> Uc:
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(0, 1 << 20)
+    w64 = lambda a, v: uc.mem_write(a, struct.pack("<Q", v))
+    w64(_PML4, _PDPT | 3); w64(_PDPT, _PD | 3); w64(_PD, _PT | 3)
+    for i in range(256):
+        w64(_PT + 8 * i, i << 12 | 3)
+    w64(_PT + 8 * (_NOT_PRESENT >> 12), 0)
+    w64(_PT + 8 * (_READ_ONLY >> 12), _READ_ONLY | 1)
+    w64(_PT + 8 * (_NO_EXEC >> 12), _NO_EXEC | 3 | _NX)
+    w64(_GDT + 8, 0x00AF9A000000FFFF); w64(_GDT + 16, 0x00CF92000000FFFF)
+    uc.reg_write(UC_X86_REG_GDTR, (0, _GDT, 23, 0))
+    uc.reg_write(UC_X86_REG_CR3, _PML4)
+    uc.reg_write(UC_X86_REG_CR4, 0x20)
+    uc.msr_write(0xC0000080, 0xD00)                    # EFER: LME|LMA|NXE
+    uc.reg_write(UC_X86_REG_CR0, 0x80010001)           # PG|WP|PE
+    uc.reg_write(UC_X86_REG_CS, 0x08); uc.reg_write(UC_X86_REG_SS, 0x10)
+    uc.mem_write(_CODE, code)
+    return uc
+
+
+def _context_at_fault(code: bytes) -> tuple[bytes, bytes, int]:
+    """Run `code` until its first exception; return the context blob before and at the fault."""
+    uc = _probe_machine(code)
+    before, seen = bytes(uc.context_save()), []
+    uc.hook_add(UC_HOOK_INTR, lambda uc, n, _: (seen.append((bytes(uc.context_save()), n)), uc.emu_stop()))
+    uc.emu_start(_CODE, _CODE + len(code))
+    return before, seen[0][0], seen[0][1]
+
+
+def _i32(blob: bytes, off: int) -> int:
+    return struct.unpack_from("<i", blob, off)[0]
+
+
+@functools.cache
+def offsets() -> tuple[int, int]:
+    """(old_exception offset, error_code offset) inside a context blob of this Unicorn build."""
+    mov_rax = lambda addr: b"\x48\xb8" + struct.pack("<Q", addr)
+    probes = [  # (code, expected #PF error code)
+        (mov_rax(_NOT_PRESENT) + b"\x48\x89\x00", 0x2),     # write, not present
+        (mov_rax(_READ_ONLY) + b"\x48\x89\x00", 0x3),       # write, protection (CR0.WP)
+        (mov_rax(_NO_EXEC) + b"\xff\xe0", 0x11),            # fetch from an NX page (jmp rax)
+    ]
+    old_exc = err = None
+    err_candidates = None
+    for code, expected in probes:
+        before, at, vector = _context_at_fault(code)
+        if vector != 14:
+            raise RuntimeError(f"Unicorn probe expected #PF, got vector {vector}")
+        hits = {o for o in range(0, len(before) - 3, 4) if _i32(at, o) == expected}
+        err_candidates = hits if err_candidates is None else err_candidates & hits
+        if old_exc is None:
+            olds = [o for o in range(0, len(before) - 3, 4) if _i32(before, o) == -1 and _i32(at, o) == 14]
+            if len(olds) != 1:
+                raise RuntimeError(f"cannot locate Unicorn's old_exception field (candidates {olds})")
+            old_exc = olds[0]
+    if not err_candidates or len(err_candidates) != 1:
+        raise RuntimeError(f"cannot locate Unicorn's exception error_code field ({err_candidates})")
+    err = err_candidates.pop()
+    return old_exc, err

@@ -1,0 +1,236 @@
+"""A vCPU: one Unicorn instance and its architectural state, driven through typed exits.
+
+`Vcpu.run()` runs guest code until an exit that needs a context switch and returns it as an `Exit`.
+Exits that the VMM can serve in place (a system call, a demand-paging fault, a hypercall) are
+dispatched from inside the Unicorn hook straight to the `ExitHandler` (the machine's one dispatch),
+because stopping and restarting Unicorn costs several microseconds; the handler answers whether
+the vCPU keeps running. Everything Unicorn-specific lives here and in `unicorn_quirks`, so another
+backend (KVM) can implement the same interface.
+
+Hot paths (the syscall hook, the batch register read of syscall arguments) use raw ctypes calls
+into libunicorn with preallocated buffers instead of the binding's per-call wrappers.
+"""
+from __future__ import annotations
+
+import ctypes
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
+from unicorn import unicorn_const as ucc
+from unicorn import x86_const as x86
+from unicorn.unicorn_py3.unicorn import uclib
+
+from . import unicorn_quirks
+from .memory import GuestMemory, Partition
+
+_END = 0xFFFF_FFFF_FFFF_FFFF      # an address emulation never reaches: run until an exit
+
+_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+_OUT_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
+_INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+
+# Register names used across mvemu, mapped to Unicorn ids.
+REGS = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in (
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15", "rip", "rflags", "cs", "ss", "ds", "es", "fs", "gs", "fs_base", "gs_base",
+    "cr0", "cr2", "cr3", "cr4")}
+GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12",
+        "r13", "r14", "r15", "rip", "rflags")
+_SYSCALL_ARG_REGS = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9")
+MSR_EFER = 0xC000_0080
+
+
+class ExitKind(enum.Enum):
+    SYSCALL = "syscall"
+    EXCEPTION = "exception"
+    HYPERCALL = "hypercall"
+    HALT = "halt"
+    INVALID_OPCODE = "invalid-opcode"
+    MEMORY_ERROR = "memory-error"     # guest-physical access outside mapped RAM
+    BREAKPOINT = "breakpoint"
+    BUDGET = "budget"
+    STOP = "stop"                     # the handler asked to stop (exit, block, switch)
+
+
+# Exception vectors
+DE, DB, BP, UD, GP, PF = 0, 1, 3, 6, 13, 14
+
+
+@dataclass(slots=True)
+class Exit:
+    kind: ExitKind
+    rip: int = 0
+    vector: int = 0
+    error_code: int = 0
+    cr2: int = 0
+    port: int = 0
+    value: int = 0
+    detail: str = ""
+
+
+class ExitHandler(Protocol):
+    """The machine's dispatch. Each method returns True to keep the vCPU running, False to stop
+    it (run() then returns the exit)."""
+
+    def on_syscall(self, vcpu: "Vcpu") -> bool: ...
+    def on_exception(self, vcpu: "Vcpu", exit: Exit) -> bool: ...
+    def on_hypercall(self, vcpu: "Vcpu", exit: Exit) -> bool: ...
+
+
+class Vcpu:
+    """One x86-64 vCPU on Unicorn. `partitions` are the guest-physical ranges it can reach."""
+
+    def __init__(self, index: int, memory: GuestMemory, partitions: list[Partition], handler: ExitHandler):
+        self.index = index
+        self.memory = memory
+        self.handler = handler
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self._h = self.uc._uch
+        for part in partitions:
+            self.uc.mem_map_ptr(part.base, part.size, UC_PROT_ALL, memory.host_address + part.base)
+        self._old_exception_off, self._error_code_off = unicorn_quirks.offsets()
+        self._scratch_ctx = self.uc.context_save()
+        self._pending: Exit | None = None
+        self._hook_error: BaseException | None = None
+        # Preallocated buffers for the raw batch register read of syscall arguments.
+        n = len(_SYSCALL_ARG_REGS)
+        self._sc_ids = (ctypes.c_int * n)(*(REGS[r] for r in _SYSCALL_ARG_REGS))
+        self._sc_vals = (ctypes.c_uint64 * n)()
+        self._sc_ptrs = (ctypes.c_void_p * n)(*(ctypes.addressof(self._sc_vals) + 8 * i for i in range(n)))
+        self._one = ctypes.c_uint64()
+        self._rax_id = REGS["rax"]
+        self._callbacks = [_SYSCALL_CB(self._on_syscall), _OUT_CB(self._on_out), _INTR_CB(self._on_intr)]
+        self._hook(UC_HOOK_INSN, self._callbacks[0], x86.UC_X86_INS_SYSCALL)
+        self._hook(UC_HOOK_INSN, self._callbacks[1], x86.UC_X86_INS_OUT)
+        self._hook(UC_HOOK_INTR, self._callbacks[2])
+
+    def _hook(self, htype: int, cb, insn: int | None = None) -> None:
+        handle = ctypes.c_size_t()
+        args = [self._h, ctypes.byref(handle), htype, cb, None, ctypes.c_uint64(1), ctypes.c_uint64(0)]
+        if insn is not None:
+            args.append(ctypes.c_int(insn))
+        status = uclib.uc_hook_add(*args)
+        if status != ucc.UC_ERR_OK:
+            raise UcError(status)
+
+    # -- running ----------------------------------------------------------------------------------
+    def run(self) -> Exit:
+        """Run from the current RIP until an exit the handler did not absorb."""
+        self._pending = None
+        rip = self.reg("rip")
+        try:
+            self.uc.emu_start(rip, _END)
+        except UcError as e:
+            if self._hook_error is not None:
+                err, self._hook_error = self._hook_error, None
+                raise err
+            rip = self.reg("rip")
+            if e.errno == ucc.UC_ERR_INSN_INVALID:
+                return Exit(ExitKind.INVALID_OPCODE, rip=rip, vector=UD)
+            return Exit(ExitKind.MEMORY_ERROR, rip=rip, detail=str(e))
+        if self._hook_error is not None:
+            err, self._hook_error = self._hook_error, None
+            raise err
+        if self._pending is not None:
+            return self._pending
+        return Exit(ExitKind.HALT, rip=self.reg("rip"))
+
+    def stop(self, exit: Exit) -> None:
+        """Called from inside a hook: end run() with `exit`."""
+        self._pending = exit
+        self.uc.emu_stop()
+
+    def _fail(self, e: BaseException) -> None:
+        self._hook_error = e
+        self.uc.emu_stop()
+
+    def _on_syscall(self, _uc, _user) -> None:
+        try:
+            if not self.handler.on_syscall(self):
+                self.stop(Exit(ExitKind.SYSCALL, rip=self.reg("rip")))
+        except BaseException as e:
+            self._fail(e)
+
+    def _on_out(self, _uc, port, size, value, _user) -> None:
+        try:
+            exit = Exit(ExitKind.HYPERCALL, rip=self.reg("rip"), port=port, value=value)
+            if not self.handler.on_hypercall(self, exit):
+                self.stop(exit)
+        except BaseException as e:
+            self._fail(e)
+
+    def _on_intr(self, _uc, intno, _user) -> None:
+        try:
+            ctx = self._scratch_ctx
+            uclib.uc_context_save(self._h, ctx.context)
+            base = ctx.context.value
+            error_code = ctypes.c_int32.from_address(base + self._error_code_off).value & 0xFFFF_FFFF
+            # unicorn#1883: clear old_exception so the next exception is not promoted to #DF.
+            ctypes.c_int32.from_address(base + self._old_exception_off).value = -1
+            uclib.uc_context_restore(self._h, ctx.context)
+            exit = Exit(ExitKind.BREAKPOINT if intno == BP else ExitKind.EXCEPTION,
+                        rip=self.reg("rip"), vector=intno, error_code=error_code,
+                        cr2=self.reg("cr2") if intno == PF else 0)
+            if not self.handler.on_exception(self, exit):
+                self.stop(exit)
+        except BaseException as e:
+            self._fail(e)
+
+    # -- registers --------------------------------------------------------------------------------
+    def reg(self, name: str) -> int:
+        uclib.uc_reg_read(self._h, REGS[name], ctypes.byref(self._one))
+        return self._one.value
+
+    def set_reg(self, name: str, value: int) -> None:
+        self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
+        uclib.uc_reg_write(self._h, REGS[name], ctypes.byref(self._one))
+
+    def regs(self, names=GPRS) -> dict[str, int]:
+        return dict(zip(names, self.uc.reg_read_batch([REGS[n] for n in names])))
+
+    def set_regs(self, values: dict[str, int]) -> None:
+        for name, value in values.items():
+            self.set_reg(name, value)
+
+    def syscall_args(self) -> tuple[int, ...]:
+        """(nr, a0..a5) of the syscall being executed: one raw batch read."""
+        uclib.uc_reg_read_batch(self._h, self._sc_ids, self._sc_ptrs, len(self._sc_ids))
+        return tuple(self._sc_vals)
+
+    def set_rax(self, value: int) -> None:
+        self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
+        uclib.uc_reg_write(self._h, self._rax_id, ctypes.byref(self._one))
+
+    def msr(self, index: int) -> int:
+        return self.uc.msr_read(index)
+
+    def set_msr(self, index: int, value: int) -> None:
+        self.uc.msr_write(index, value)
+
+    def set_gdtr(self, base: int, limit: int) -> None:
+        self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, base, limit, 0))
+
+    def cpl(self) -> int:
+        return self.reg("cs") & 3
+
+    # -- whole-state save/restore (thread switches) ------------------------------------------------
+    def save_context(self):
+        return self.uc.context_save()
+
+    def restore_context(self, ctx) -> None:
+        self.uc.context_restore(ctx)
+
+    # -- caches -----------------------------------------------------------------------------------
+    def flush_tlb(self) -> None:
+        """Drop every cached virtual-to-physical translation (what a CR3 write does on hardware)."""
+        uclib.uc_ctl(self._h, (1 << 30) | ucc.UC_CTL_TLB_FLUSH)
+
+    def invalidate_code(self, va_begin: int, va_end: int) -> None:
+        """Drop translated code for a virtual range still mapped in the current address space."""
+        self.uc.ctl_remove_cache(va_begin, va_end)
+
+    def flush_code(self) -> None:
+        """Drop all translated code (after the frames that held code may have been reused)."""
+        self.uc.ctl_flush_tb()

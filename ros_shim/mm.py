@@ -1,0 +1,380 @@
+"""A process's address space: VMAs over a page table, demand paging, mmap/munmap/mprotect/brk.
+
+Pages are filled only when first touched (a #PF exit): from a file backing, or zero. The page
+table holds what is resident; the VMA list says what is allowed.
+"""
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass, field, replace
+
+from hvm.memory import PAGE_SIZE, GuestMemory
+
+from . import layout
+from .paging import (ADDR_MASK, PTE_NX, PTE_P, PTE_SOFT_COW, PTE_SOFT_NONE, PTE_U, PTE_W,
+                     FrameAllocator, PageTable)
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
+MAP_GROWSDOWN, MAP_NORESERVE, MAP_FIXED_NOREPLACE = 0x100, 0x4000, 0x100000
+
+# #PF error-code bits
+PF_P, PF_W, PF_U, PF_I = 1, 2, 4, 16
+
+
+def page_down(x: int) -> int:
+    return x & ~(PAGE_SIZE - 1)
+
+
+def page_up(x: int) -> int:
+    return (x + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+
+class Backing:
+    """Where a VMA's initial page contents come from."""
+
+    def read(self, offset: int, n: int) -> bytes:
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class BytesBacking(Backing):
+    """An in-memory image (an ELF file): bytes past `limit` read as zero (a segment's bss)."""
+    data: bytes
+    limit: int
+
+    def read(self, offset: int, n: int) -> bytes:
+        end = min(offset + n, self.limit)
+        return self.data[offset:end] if end > offset else b""
+
+
+@dataclass(eq=False)
+class FileBacking(Backing):
+    """An open host file (mmap of a guest file descriptor). Holds its own duplicate of the fd."""
+    fd: int
+
+    def read(self, offset: int, n: int) -> bytes:
+        return os.pread(self.fd, n, offset)
+
+    def write_back(self, offset: int, data) -> None:
+        size = os.fstat(self.fd).st_size
+        if offset < size:
+            os.pwrite(self.fd, bytes(data[:size - offset]), offset)
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+@dataclass
+class Vma:
+    start: int
+    end: int
+    prot: int
+    flags: int
+    backing: Backing | None = None
+    offset: int = 0                  # backing offset of `start`
+    name: str = ""
+
+    def split_at(self, addr: int) -> tuple["Vma", "Vma"]:
+        left = replace(self, end=addr)
+        right = replace(self, start=addr, offset=self.offset + (addr - self.start))
+        return left, right
+
+
+def pte_flags(prot: int) -> int:
+    """PTE bits for a present user page with protection `prot` (NX unless executable)."""
+    flags = PTE_P | PTE_U
+    if prot & PROT_WRITE:
+        flags |= PTE_W
+    if not prot & PROT_EXEC:
+        flags |= PTE_NX
+    return flags
+
+
+@dataclass
+class TlbHooks:
+    """What the address space must tell the vCPUs when it changes a mapping they may cache."""
+    flush_tlb: callable = lambda: None
+    # Unicorn can only drop translated code by physical range or all at once; frames of an
+    # executable mapping are not contiguous, so when one goes away we drop all translated code.
+    flush_code: callable = lambda: None
+
+
+class AddressSpace:
+    def __init__(self, memory: GuestMemory, frames: FrameAllocator, kernel_pml4e: int, tlb: TlbHooks):
+        self.mem = memory
+        self.frames = frames
+        self.pt = PageTable(memory, frames, kernel_pml4e)
+        self.tlb = tlb
+        self.vmas: list[Vma] = []
+        self._starts: list[int] = []
+        self.brk_start = self.brk = 0
+        self.mmap_base = layout.MMAP_BASE
+
+    @property
+    def cr3(self) -> int:
+        return self.pt.pml4
+
+    # -- VMA bookkeeping --------------------------------------------------------------------------
+    def find(self, va: int) -> Vma | None:
+        i = bisect.bisect_right(self._starts, va) - 1
+        if i >= 0 and va < self.vmas[i].end:
+            return self.vmas[i]
+        return None
+
+    def _insert(self, vma: Vma) -> None:
+        i = bisect.bisect_left(self._starts, vma.start)
+        self.vmas.insert(i, vma)
+        self._starts.insert(i, vma.start)
+
+    def overlapping(self, start: int, end: int) -> list[Vma]:
+        return [v for v in self.vmas if v.start < end and v.end > start]
+
+    def _carve(self, start: int, end: int) -> list[Vma]:
+        """Split VMAs at start and end; remove and return those inside [start, end)."""
+        inside, keep = [], []
+        for v in self.vmas:
+            if v.end <= start or v.start >= end:
+                keep.append(v)
+                continue
+            if v.start < start:
+                left, v = v.split_at(start)
+                keep.append(left)
+            if v.end > end:
+                v, right = v.split_at(end)
+                keep.append(right)
+            inside.append(v)
+        keep.sort(key=lambda v: v.start)
+        self.vmas = keep
+        self._starts = [v.start for v in keep]
+        return inside
+
+    def map(self, start: int, end: int, prot: int, flags: int, backing: Backing | None = None,
+            offset: int = 0, name: str = "") -> Vma:
+        """Create a VMA over [start, end), replacing whatever was there (MAP_FIXED semantics)."""
+        if self.overlapping(start, end):
+            self.unmap(start, end)
+        vma = Vma(start, end, prot, flags, backing, offset, name)
+        self._insert(vma)
+        return vma
+
+    def unmap(self, start: int, end: int) -> None:
+        self.writeback(start, end)
+        removed = self._carve(start, end)
+        if not removed:
+            return
+        if any(v.prot & PROT_EXEC for v in removed):
+            self.tlb.flush_code()
+        self._release_pages(start, end)
+        self.tlb.flush_tlb()
+
+    def _release_pages(self, start: int, end: int) -> None:
+        for _va, slot, pte in list(self.pt.mapped_pages(start, end)):
+            if pte & (PTE_P | PTE_SOFT_NONE):
+                self.frames.put(pte & ADDR_MASK)
+            self.mem.write_u64(slot, 0)
+
+    def protect(self, start: int, end: int, prot: int) -> None:
+        """Change protection of [start, end), which the caller has checked is fully mapped."""
+        for v in self._carve(start, end):
+            if v.prot & PROT_EXEC and not prot & PROT_EXEC:
+                self.tlb.flush_code()
+            v.prot = prot
+            self._insert(v)
+            for _va, slot, pte in self.pt.mapped_pages(v.start, v.end):
+                if not pte & (PTE_P | PTE_SOFT_NONE):
+                    continue
+                self.mem.write_u64(slot, self._pte_for(pte & ADDR_MASK, v, pte & PTE_SOFT_COW))
+        self.tlb.flush_tlb()
+
+    def discard(self, start: int, end: int) -> None:
+        """MADV_DONTNEED: drop resident pages; the next touch refills them (zero or from the file)."""
+        self.writeback(start, end)
+        self._release_pages(start, end)
+        self.tlb.flush_tlb()
+
+    def writeback(self, start: int, end: int) -> None:
+        """Write resident pages of shared file mappings in [start, end) back to their files."""
+        for v in self.overlapping(start, end):
+            if not (v.flags & MAP_SHARED and isinstance(v.backing, FileBacking) and v.prot & PROT_WRITE):
+                continue
+            for va, _slot, pte in self.pt.mapped_pages(max(start, v.start), min(end, v.end)):
+                pa = pte & ADDR_MASK
+                v.backing.write_back(v.offset + (va - v.start), self.mem.view[pa:pa + PAGE_SIZE])
+
+    def grow(self, vma: Vma, new_end: int) -> None:
+        vma.end = new_end
+
+    def move(self, old: int, old_size: int, new_size: int, dest: int) -> int:
+        """mremap: move the pages of [old, old+old_size) to dest, with a VMA of new_size."""
+        vma = self.find(old)
+        moved = replace(vma, start=dest, end=dest + new_size, offset=vma.offset + (old - vma.start))
+        entries = [(va, pte) for va, slot, pte in self.pt.mapped_pages(old, old + min(old_size, new_size))]
+        for va, slot, pte in list(self.pt.mapped_pages(old, old + old_size)):
+            self.mem.write_u64(slot, 0)
+        tail = old + min(old_size, new_size)
+        self._release_pages(tail, old + old_size)
+        self._carve(old, old + old_size)
+        for va, pte in entries:
+            self.pt.set_pte(dest + (va - old), pte)
+        self._insert(moved)
+        if vma.prot & PROT_EXEC:
+            self.tlb.flush_code()
+        self.tlb.flush_tlb()
+        return dest
+
+    def _pte_for(self, pa: int, vma: Vma, cow: int = 0) -> int:
+        if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
+            return pa | PTE_SOFT_NONE | cow
+        flags = pte_flags(vma.prot)
+        if cow:
+            flags = (flags & ~PTE_W) | PTE_SOFT_COW
+        return pa | flags
+
+    def is_mapped(self, start: int, end: int) -> bool:
+        """True if every page of [start, end) belongs to some VMA."""
+        covered = start
+        for v in self.vmas:
+            if v.end <= covered:
+                continue
+            if v.start > covered:
+                return False
+            covered = v.end
+            if covered >= end:
+                return True
+        return covered >= end
+
+    def find_free(self, length: int, hint: int = 0) -> int | None:
+        """Top-down search below mmap_base for a gap of `length` bytes (Linux's default policy)."""
+        if hint and hint >= layout.MIN_MMAP_ADDR and hint + length <= layout.USER_TOP \
+                and not self.overlapping(hint, hint + length):
+            return hint
+        top = self.mmap_base
+        for v in reversed(self.vmas):
+            if v.start >= top:
+                continue
+            if top - max(v.end, layout.MIN_MMAP_ADDR) >= length:
+                return top - length
+            top = v.start
+        if top - layout.MIN_MMAP_ADDR >= length:
+            return top - length
+        return None
+
+    # -- demand paging ----------------------------------------------------------------------------
+    def fault(self, va: int, error_code: int) -> bool:
+        """Resolve a user page fault; False means the access is invalid (SIGSEGV)."""
+        vma = self.find(va)
+        if vma is None:
+            return False
+        write, fetch = error_code & PF_W, error_code & PF_I
+        if write and not vma.prot & PROT_WRITE:
+            return False
+        if fetch and not vma.prot & PROT_EXEC:
+            return False
+        if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
+            return False
+        page = page_down(va)
+        slot = self.pt.pte_addr(page, create=True)
+        pte = self.mem.read_u64(slot)
+        if pte & PTE_P:
+            if write and pte & PTE_SOFT_COW:
+                self._break_cow(page, slot, pte, vma)
+            # else: another vCPU or an earlier fault already resolved it; the TLB held a stale entry
+            self.tlb.flush_tlb()
+            return True
+        pa = self.frames.alloc(zero=vma.backing is None)
+        if vma.backing is not None:
+            data = vma.backing.read(vma.offset + (page - vma.start), PAGE_SIZE)
+            self.mem.write(pa, data)
+            if len(data) < PAGE_SIZE:
+                self.mem.zero(pa + len(data), PAGE_SIZE - len(data))
+        self.mem.write_u64(slot, self._pte_for(pa, vma))
+        return True
+
+    def _break_cow(self, page: int, slot: int, pte: int, vma: Vma) -> None:
+        old = pte & ADDR_MASK
+        if self.frames.refcount(old) == 1:          # last owner: take the frame back
+            self.mem.write_u64(slot, self._pte_for(old, vma))
+            return
+        new = self.frames.alloc(zero=False)
+        self.mem.copy(new, old, PAGE_SIZE)
+        self.frames.put(old)
+        self.mem.write_u64(slot, self._pte_for(new, vma))
+
+    # -- access from the kernel (copy_from_user / copy_to_user) -----------------------------------
+    def user_page(self, va: int, write: bool) -> int | None:
+        """Physical address of `va` for a kernel access on the user's behalf, paging it in."""
+        pa = self.pt.translate(va, write)
+        if pa is not None:
+            return pa
+        if not self.fault(va, PF_U | (PF_W if write else 0)):
+            return None
+        return self.pt.translate(va, write)
+
+    def user_buffers(self, va: int, n: int, write: bool) -> list[memoryview] | None:
+        """The guest-physical pieces of [va, va+n) as writable views (for readv/writev straight
+        into guest memory), paging them in; None if any page is not accessible."""
+        views = []
+        while n > 0:
+            pa = self.user_page(va, write)
+            if pa is None:
+                return None
+            chunk = min(n, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
+            views.append(self.mem.view[pa:pa + chunk])
+            va += chunk
+            n -= chunk
+        return views
+
+    def read(self, va: int, n: int) -> bytes | None:
+        out = bytearray()
+        while n > 0:
+            pa = self.user_page(va, False)
+            if pa is None:
+                return None
+            chunk = min(n, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
+            out += self.mem.view[pa:pa + chunk]
+            va += chunk
+            n -= chunk
+        return bytes(out)
+
+    def write(self, va: int, data) -> bool:
+        data = memoryview(data).cast("B")
+        pos = 0
+        while pos < len(data):
+            pa = self.user_page(va, True)
+            if pa is None:
+                return False
+            chunk = min(len(data) - pos, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
+            self.mem.view[pa:pa + chunk] = data[pos:pos + chunk]
+            va += chunk
+            pos += chunk
+        return True
+
+    def read_cstr(self, va: int, limit: int = 4096) -> bytes | None:
+        out = bytearray()
+        while len(out) < limit:
+            pa = self.user_page(va, False)
+            if pa is None:
+                return None
+            chunk = min(limit - len(out), PAGE_SIZE - (va & (PAGE_SIZE - 1)))
+            block = self.mem.view[pa:pa + chunk]
+            nul = bytes(block).find(b"\0")
+            if nul >= 0:
+                out += block[:nul]
+                return bytes(out)
+            out += block
+            va += chunk
+        return None
+
+    # -- teardown ---------------------------------------------------------------------------------
+    def destroy(self) -> None:
+        self.writeback(0, layout.USER_TOP)
+        if any(v.prot & PROT_EXEC for v in self.vmas):
+            self.tlb.flush_code()
+        self._release_pages(0, layout.USER_TOP)
+        self.vmas, self._starts = [], []
+        self.pt.destroy()

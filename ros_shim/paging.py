@@ -1,0 +1,172 @@
+"""Physical frames and 4-level x86-64 page tables, kept in guest-physical memory.
+
+The tables are real: Unicorn's MMU walks exactly what this module writes. Frames are reference
+counted so that address spaces can share them (copy-on-write after fork, the shared zero page).
+"""
+from __future__ import annotations
+
+from array import array
+
+from hvm.memory import PAGE_SHIFT, PAGE_SIZE, GuestMemory
+
+PTE_P = 1 << 0
+PTE_W = 1 << 1
+PTE_U = 1 << 2
+PTE_A = 1 << 5
+PTE_D = 1 << 6
+PTE_SOFT_NONE = 1 << 9      # software bit: a frame is held but the page is PROT_NONE (P=0)
+PTE_SOFT_COW = 1 << 10      # software bit: writable in the VMA, read-only here because shared
+PTE_NX = 1 << 63
+ADDR_MASK = 0x000F_FFFF_FFFF_F000
+_TABLE_FLAGS = PTE_P | PTE_W | PTE_U
+
+
+class OutOfMemory(Exception):
+    """No free guest-physical frame is left in the partition."""
+
+
+class FrameAllocator:
+    """Hands out 4 KiB frames of one partition, with a reference count per frame."""
+
+    def __init__(self, memory: GuestMemory, base: int, end: int):
+        self.memory = memory
+        self.base, self.end = base, end
+        self._next = base                 # frames above this were never used: already zero
+        self._free: list[int] = []
+        self.refs = array("I", bytes(4 * ((end - base) >> PAGE_SHIFT)))
+
+    def alloc(self, zero: bool = True) -> int:
+        if self._free:
+            pa = self._free.pop()
+            if zero:
+                self.memory.zero(pa, PAGE_SIZE)
+        elif self._next < self.end:
+            pa = self._next
+            self._next += PAGE_SIZE
+        else:
+            raise OutOfMemory()
+        self.refs[(pa - self.base) >> PAGE_SHIFT] = 1
+        return pa
+
+    def get(self, pa: int) -> None:
+        self.refs[(pa - self.base) >> PAGE_SHIFT] += 1
+
+    def put(self, pa: int) -> None:
+        i = (pa - self.base) >> PAGE_SHIFT
+        self.refs[i] -= 1
+        if self.refs[i] == 0:
+            self._free.append(pa)
+
+    def refcount(self, pa: int) -> int:
+        return self.refs[(pa - self.base) >> PAGE_SHIFT]
+
+    @property
+    def used(self) -> int:
+        return ((self._next - self.base) >> PAGE_SHIFT) - len(self._free)
+
+    @property
+    def total(self) -> int:
+        return (self.end - self.base) >> PAGE_SHIFT
+
+
+def _index(va: int, level: int) -> int:
+    return (va >> (12 + 9 * level)) & 0x1FF
+
+
+class PageTable:
+    """One address space: a PML4 and the tables below it, in guest-physical memory."""
+
+    def __init__(self, memory: GuestMemory, frames: FrameAllocator, kernel_pml4e: int = 0):
+        self.mem = memory
+        self.frames = frames
+        self.pml4 = frames.alloc()
+        if kernel_pml4e:
+            memory.write_u64(self.pml4 + 8 * 511, kernel_pml4e)
+
+    def pte_addr(self, va: int, create: bool = False) -> int | None:
+        """Physical address of the level-1 entry for `va`, creating tables on the way if asked."""
+        mem = self.mem
+        table = self.pml4
+        for level in (3, 2, 1):
+            slot = table + 8 * _index(va, level)
+            entry = mem.read_u64(slot)
+            if not entry & PTE_P:
+                if not create:
+                    return None
+                new = self.frames.alloc()
+                mem.write_u64(slot, new | _TABLE_FLAGS)
+                table = new
+            else:
+                table = entry & ADDR_MASK
+        return table + 8 * _index(va, 0)
+
+    def pte(self, va: int) -> int:
+        slot = self.pte_addr(va)
+        return self.mem.read_u64(slot) if slot is not None else 0
+
+    def set_pte(self, va: int, value: int) -> None:
+        self.mem.write_u64(self.pte_addr(va, create=True), value)
+
+    def translate(self, va: int, write: bool = False) -> int | None:
+        """Physical address of `va` if a user access of that kind would succeed without a fault."""
+        pte = self.pte(va)
+        if not pte & PTE_P or (write and not pte & PTE_W):
+            return None
+        return (pte & ADDR_MASK) | (va & (PAGE_SIZE - 1))
+
+    def walk(self, va: int) -> list[tuple[int, int, int]]:
+        """Each level's (level, entry address, entry) for `va`, top down (for debuggers and teaching)."""
+        out, table = [], self.pml4
+        for level in (3, 2, 1, 0):
+            slot = table + 8 * _index(va, level)
+            entry = self.mem.read_u64(slot)
+            out.append((level + 1, slot, entry))
+            if not entry & PTE_P and level:
+                break
+            table = entry & ADDR_MASK
+        return out
+
+    def mapped_pages(self, start: int, end: int):
+        """Yield (va, pte address, pte) for every non-empty level-1 entry in [start, end)."""
+        mem = self.mem
+        va = start
+        while va < end:
+            slot = self.pte_addr(va)
+            if slot is None:   # skip the whole missing table at the lowest level that is missing
+                va = self._next_table_boundary(va)
+                continue
+            table_end = min(end, (va | 0x1F_FFFF) + 1)
+            while va < table_end:
+                entry = mem.read_u64(slot)
+                if entry:
+                    yield va, slot, entry
+                va += PAGE_SIZE
+                slot += 8
+        return
+
+    def _next_table_boundary(self, va: int) -> int:
+        table = self.pml4
+        for level in (3, 2, 1):
+            entry = self.mem.read_u64(table + 8 * _index(va, level))
+            if not entry & PTE_P:
+                span = 1 << (12 + 9 * level)
+                return (va & ~(span - 1)) + span
+            table = entry & ADDR_MASK
+        return (va | 0x1F_FFFF) + 1
+
+    def release_user(self) -> None:
+        """Free every table of the lower half (the frames they map are released by the caller)."""
+        def free_level(table: int, level: int, count: int) -> None:
+            if level == 0:          # a page table: its entries map data frames, not tables
+                return
+            for i in range(count):
+                entry = self.mem.read_u64(table + 8 * i)
+                if entry & PTE_P:
+                    free_level(entry & ADDR_MASK, level - 1, 512)
+                    self.frames.put(entry & ADDR_MASK)
+                    self.mem.write_u64(table + 8 * i, 0)
+        free_level(self.pml4, 3, 256)
+
+    def destroy(self) -> None:
+        self.release_user()
+        self.frames.put(self.pml4)

@@ -1,0 +1,976 @@
+"""File-system and file-descriptor system calls.
+
+Data moves between host files and guest memory without a Python copy where it can (readv/writev
+on views of guest-physical pages). Path-based calls translate the guest's fds and paths and make the
+same call on the host (see host.py), so results and errno values are Linux's own.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat as st
+import struct
+
+from ..files import OpenFile
+from . import host
+from .host import AT_FDCWD, Buffer
+from .table import i32, signed, syscall
+
+O_ACCMODE = os.O_ACCMODE
+O_CLOEXEC = os.O_CLOEXEC
+O_CREAT, O_TMPFILE = os.O_CREAT, 0o20200000
+AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR = 0x1000, 0x100, 0x200
+MAX_IO = 0x7FFF_F000             # Linux caps one read/write at this many bytes
+IOV_MAX = 1024
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
+F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 5, 6, 7, 36, 37, 38
+F_DUPFD_CLOEXEC, F_SETPIPE_SZ, F_GETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS = 1030, 1031, 1032, 1033, 1034
+FD_CLOEXEC = 1
+PATH_MAX = 4096
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _file(t, fd):
+    return t.proc.fds.get(i32(fd))
+
+
+def _path(t, ptr):
+    """The guest path at ptr, translated for the host, or a negative errno."""
+    if not ptr:
+        return -errno.EFAULT
+    p = t.proc.mm.read_cstr(ptr, PATH_MAX + 1)
+    if p is None:
+        return -errno.EFAULT
+    if len(p) > PATH_MAX:
+        return -errno.ENAMETOOLONG
+    return _host_path(t, p)
+
+
+def _host_path(t, p: bytes) -> bytes:
+    """Paths that name the process itself refer to the guest process, not to mvemu."""
+    for prefix in (b"/proc/self/fd/", b"/dev/fd/", b"/proc/%d/fd/" % t.proc.pid):
+        if p.startswith(prefix):
+            num, _, rest = p[len(prefix):].partition(b"/")
+            if num.isdigit():
+                f = t.proc.fds.get(int(num))
+                if f is None:
+                    return p          # the host lookup fails naturally with ENOENT
+                return b"/proc/self/fd/%d" % f.host_fd + (b"/" + rest if rest else b"")
+    std = {b"/dev/stdin": 0, b"/dev/stdout": 1, b"/dev/stderr": 2}.get(p)
+    if std is not None:
+        f = t.proc.fds.get(std)
+        return b"/proc/self/fd/%d" % f.host_fd if f else p
+    return p
+
+
+def _dirfd(t, dfd):
+    dfd = i32(dfd)
+    if dfd == AT_FDCWD:
+        return t.proc.cwd_fd
+    f = t.proc.fds.get(dfd)
+    return f.host_fd if f else None
+
+
+def _is_self_exe(t, p: bytes) -> bool:
+    return p in (b"/proc/self/exe", b"/proc/%d/exe" % t.proc.pid, b"/proc/thread-self/exe")
+
+
+def _io_views(t, buf, count, write_to_guest):
+    count = min(count, MAX_IO, 1 << 24)
+    return t.proc.mm.user_buffers(buf, count, write_to_guest) if count else []
+
+
+def _merge(views):
+    """At most IOV_MAX iovecs per host call (a short transfer is allowed, as on Linux)."""
+    return views[:IOV_MAX]
+
+
+def _oserr(e: OSError) -> int:
+    return -(e.errno or errno.EIO)
+
+
+# -- read/write --------------------------------------------------------------------------------
+@syscall("read", "fd,r,u")
+def sys_read(k, t, fd, buf, count, *_):
+    f = _file(t, fd)
+    if f is None or f.flags & O_ACCMODE == os.O_WRONLY and not f.path.startswith("<"):
+        return -errno.EBADF
+    views = _io_views(t, buf, count, True)
+    if views is None:
+        return -errno.EFAULT
+    if not views:
+        return 0
+    try:
+        return os.readv(f.host_fd, _merge(views))
+    except OSError as e:
+        return _oserr(e)
+
+
+@syscall("write", "fd,w,u")
+def sys_write(k, t, fd, buf, count, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    views = _io_views(t, buf, count, False)
+    if views is None:
+        return -errno.EFAULT
+    try:
+        return os.writev(f.host_fd, _merge(views)) if views else os.write(f.host_fd, b"")
+    except BrokenPipeError:
+        return k.sigpipe(t)
+    except OSError as e:
+        return _oserr(e)
+
+
+def _iovecs(t, iov, iovcnt, write_to_guest):
+    iovcnt = i32(iovcnt)
+    if iovcnt < 0 or iovcnt > IOV_MAX:
+        return -errno.EINVAL
+    raw = t.proc.mm.read(iov, 16 * iovcnt) if iovcnt else b""
+    if raw is None:
+        return -errno.EFAULT
+    views, total = [], 0
+    for i in range(iovcnt):
+        base, length = struct.unpack_from("<QQ", raw, 16 * i)
+        if length > MAX_IO - total:
+            if signed(length) < 0:
+                return -errno.EINVAL
+            length = MAX_IO - total
+        if length:
+            v = t.proc.mm.user_buffers(base, length, write_to_guest)
+            if v is None:
+                return -errno.EFAULT
+            views += v
+            total += length
+    return views
+
+
+@syscall("readv", "fd,x,i")
+def sys_readv(k, t, fd, iov, iovcnt, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    views = _iovecs(t, iov, iovcnt, True)
+    if isinstance(views, int):
+        return views
+    try:
+        return _readv_all(f.host_fd, views) if views else 0
+    except OSError as e:
+        return _oserr(e)
+
+
+def _readv_all(fd, views):
+    if len(views) <= IOV_MAX:
+        return os.readv(fd, views)
+    total = 0
+    for i in range(0, len(views), IOV_MAX):
+        part = views[i:i + IOV_MAX]
+        n = os.readv(fd, part)
+        total += n
+        if n < sum(len(v) for v in part):
+            break
+    return total
+
+
+@syscall("writev", "fd,x,i")
+def sys_writev(k, t, fd, iov, iovcnt, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    views = _iovecs(t, iov, iovcnt, False)
+    if isinstance(views, int):
+        return views
+    try:
+        if len(views) > IOV_MAX:
+            return os.write(f.host_fd, b"".join(views))
+        return os.writev(f.host_fd, views) if views else 0
+    except BrokenPipeError:
+        return k.sigpipe(t)
+    except OSError as e:
+        return _oserr(e)
+
+
+@syscall("pread64", "fd,r,u,i")
+def sys_pread64(k, t, fd, buf, count, offset, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    if signed(offset) < 0:
+        return -errno.EINVAL
+    views = _io_views(t, buf, count, True)
+    if views is None:
+        return -errno.EFAULT
+    try:
+        return os.preadv(f.host_fd, views, offset) if views else 0
+    except OSError as e:
+        return _oserr(e)
+
+
+@syscall("pwrite64", "fd,w,u,i")
+def sys_pwrite64(k, t, fd, buf, count, offset, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    if signed(offset) < 0:
+        return -errno.EINVAL
+    views = _io_views(t, buf, count, False)
+    if views is None:
+        return -errno.EFAULT
+    try:
+        return os.pwritev(f.host_fd, views, offset) if views else 0
+    except BrokenPipeError:
+        return k.sigpipe(t)
+    except OSError as e:
+        return _oserr(e)
+
+
+@syscall("preadv", "fd,x,i,i")
+def sys_preadv(k, t, fd, iov, iovcnt, offset, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    views = _iovecs(t, iov, iovcnt, True)
+    if isinstance(views, int):
+        return views
+    try:
+        return os.preadv(f.host_fd, views, offset) if views else 0
+    except OSError as e:
+        return _oserr(e)
+
+
+@syscall("pwritev", "fd,x,i,i")
+def sys_pwritev(k, t, fd, iov, iovcnt, offset, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    views = _iovecs(t, iov, iovcnt, False)
+    if isinstance(views, int):
+        return views
+    try:
+        return os.pwritev(f.host_fd, views, offset) if views else 0
+    except OSError as e:
+        return _oserr(e)
+
+
+@syscall("lseek", "fd,i,i")
+def sys_lseek(k, t, fd, offset, whence, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    return host.call("lseek", f.host_fd, offset, i32(whence))
+
+
+@syscall("sendfile", "fd,fd,x,u")
+def sys_sendfile(k, t, out_fd, in_fd, offset_ptr, count, *_):
+    out, inp = _file(t, out_fd), _file(t, in_fd)
+    if out is None or inp is None:
+        return -errno.EBADF
+    count = min(count, MAX_IO)
+    try:
+        if offset_ptr:
+            raw = t.proc.mm.read(offset_ptr, 8)
+            if raw is None:
+                return -errno.EFAULT
+            off = struct.unpack("<q", raw)[0]
+            data = os.pread(inp.host_fd, count, off)
+            n = os.write(out.host_fd, data) if data else 0
+            t.proc.mm.write(offset_ptr, struct.pack("<q", off + n))
+            return n
+        data = os.read(inp.host_fd, count)
+        n = os.write(out.host_fd, data) if data else 0
+        if n < len(data):
+            os.lseek(inp.host_fd, n - len(data), os.SEEK_CUR)
+        return n
+    except BrokenPipeError:
+        return k.sigpipe(t)
+    except OSError as e:
+        return _oserr(e)
+
+
+# -- open/close/dup ----------------------------------------------------------------------------
+def _openat(k, t, dfd, pathp, flags, mode):
+    path = _path(t, pathp)
+    if isinstance(path, int):
+        return path
+    d = _dirfd(t, dfd)
+    if d is None:
+        return -errno.EBADF
+    flags = i32(flags)
+    if flags & (O_CREAT | O_TMPFILE):
+        os.umask(t.proc.umask)
+    r = host.call("openat", d, path, flags | O_CLOEXEC, mode & 0o7777)
+    if r < 0:
+        return r
+    fd = t.proc.fds.install(OpenFile(r, flags & ~O_CLOEXEC, path.decode(errors="replace")),
+                            cloexec=bool(flags & O_CLOEXEC))
+    if fd < 0:
+        os.close(r)
+    return fd
+
+
+@syscall("open", "s,x,o")
+def sys_open(k, t, path, flags, mode, *_):
+    return _openat(k, t, AT_FDCWD, path, flags, mode)
+
+
+@syscall("openat", "fd,s,x,o")
+def sys_openat(k, t, dfd, path, flags, mode, *_):
+    return _openat(k, t, dfd, path, flags, mode)
+
+
+@syscall("creat", "s,o")
+def sys_creat(k, t, path, mode, *_):
+    return _openat(k, t, AT_FDCWD, path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
+
+
+@syscall("close", "fd")
+def sys_close(k, t, fd, *_):
+    return 0 if t.proc.fds.close(i32(fd)) else -errno.EBADF
+
+
+@syscall("close_range", "u,u,x")
+def sys_close_range(k, t, first, last, flags, *_):
+    if first > last or flags & ~0x6:
+        return -errno.EINVAL
+    for fd in [fd for fd in t.proc.fds.entries if first <= fd <= last]:
+        if flags & 0x4:                           # CLOSE_RANGE_CLOEXEC
+            t.proc.fds.entries[fd].cloexec = True
+        else:
+            t.proc.fds.close(fd)
+    return 0
+
+
+@syscall("dup", "fd")
+def sys_dup(k, t, fd, *_):
+    f = _file(t, fd)
+    return t.proc.fds.install(f) if f else -errno.EBADF
+
+
+def _dup3(t, old, new, flags):
+    old, new = i32(old), i32(new)
+    f = t.proc.fds.get(old)
+    if f is None:
+        return -errno.EBADF
+    if new < 0 or new >= 1024:
+        return -errno.EBADF
+    t.proc.fds.install_at(new, f, cloexec=bool(flags & O_CLOEXEC))
+    return new
+
+
+@syscall("dup2", "fd,fd")
+def sys_dup2(k, t, old, new, *_):
+    if i32(old) == i32(new):
+        return i32(new) if _file(t, old) else -errno.EBADF
+    return _dup3(t, old, new, 0)
+
+
+@syscall("dup3", "fd,fd,x")
+def sys_dup3(k, t, old, new, flags, *_):
+    if i32(old) == i32(new) or flags & ~O_CLOEXEC:
+        return -errno.EINVAL
+    return _dup3(t, old, new, flags)
+
+
+@syscall("pipe2", "x,x")
+def sys_pipe2(k, t, fds_ptr, flags, *_):
+    if flags & ~(O_CLOEXEC | os.O_NONBLOCK | os.O_DIRECT):
+        return -errno.EINVAL
+    try:
+        r, w = os.pipe2(O_CLOEXEC | (flags & (os.O_NONBLOCK | os.O_DIRECT)))
+    except OSError as e:
+        return _oserr(e)
+    cloexec = bool(flags & O_CLOEXEC)
+    fr = t.proc.fds.install(OpenFile(r, os.O_RDONLY | (flags & os.O_NONBLOCK), "pipe:[r]"), cloexec=cloexec)
+    if fr < 0:
+        os.close(r); os.close(w)
+        return fr
+    fw = t.proc.fds.install(OpenFile(w, os.O_WRONLY | (flags & os.O_NONBLOCK), "pipe:[w]"), cloexec=cloexec)
+    if fw < 0:
+        t.proc.fds.close(fr); os.close(w)
+        return fw
+    if not t.proc.mm.write(fds_ptr, struct.pack("<ii", fr, fw)):
+        t.proc.fds.close(fr); t.proc.fds.close(fw)
+        return -errno.EFAULT
+    return 0
+
+
+@syscall("pipe", "x")
+def sys_pipe(k, t, fds_ptr, *_):
+    return sys_pipe2(k, t, fds_ptr, 0)
+
+
+@syscall("fcntl", "fd,i,x")
+def sys_fcntl(k, t, fd, cmd, arg, *_):
+    fd, cmd = i32(fd), i32(cmd)
+    fds = t.proc.fds
+    f = fds.get(fd)
+    if f is None:
+        return -errno.EBADF
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        if i32(arg) < 0 or i32(arg) >= 1024:
+            return -errno.EINVAL
+        return fds.install(f, lowest=i32(arg), cloexec=cmd == F_DUPFD_CLOEXEC)
+    if cmd == F_GETFD:
+        return FD_CLOEXEC if fds.entries[fd].cloexec else 0
+    if cmd == F_SETFD:
+        fds.entries[fd].cloexec = bool(arg & FD_CLOEXEC)
+        return 0
+    if cmd == F_GETFL:
+        r = host.call("fcntl", f.host_fd, F_GETFL, 0)
+        return r if r < 0 else r & ~O_CLOEXEC
+    if cmd == F_SETFL:
+        r = host.call("fcntl", f.host_fd, F_SETFL, i32(arg))
+        if r == 0:
+            f.flags = (f.flags & O_ACCMODE) | (i32(arg) & ~O_ACCMODE)
+        return r
+    if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
+        raw = t.proc.mm.read(arg, 32)
+        if raw is None:
+            return -errno.EFAULT
+        buf = Buffer(32, raw)
+        r = host.call("fcntl", f.host_fd, cmd, buf.ptr)
+        if r >= 0 and cmd in (F_GETLK, F_OFD_GETLK):
+            t.proc.mm.write(arg, buf.bytes())
+        return r
+    if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ, F_GET_SEALS, F_ADD_SEALS, 1024, 1025, 1026):  # + lease/notify
+        return host.call("fcntl", f.host_fd, cmd, i32(arg))
+    return -errno.EINVAL
+
+
+# -- ioctl -------------------------------------------------------------------------------------
+# Terminal ioctls forwarded to the host terminal: command -> (bytes copied in, bytes copied out).
+_TTY_IOCTLS = {
+    0x5401: (0, 36),     # TCGETS
+    0x5402: (36, 0), 0x5403: (36, 0), 0x5404: (36, 0),   # TCSETS, TCSETSW, TCSETSF
+    0x5413: (0, 8),      # TIOCGWINSZ
+    0x5414: (8, 0),      # TIOCSWINSZ
+    0x540F: (0, 4),      # TIOCGPGRP
+    0x5410: (4, 0),      # TIOCSPGRP
+    0x5429: (0, 4),      # TIOCGSID
+    0x541B: (0, 4),      # FIONREAD
+    0x5421: (4, 0),      # FIONBIO
+    0x5411: (0, 4),      # TIOCOUTQ
+}
+_TTY_INT_IOCTLS = {0x540B, 0x540A, 0x5409, 0x540E, 0x5422}   # TCFLSH, TCXONC, TCSBRK, TIOCSCTTY, TIOCNOTTY
+FIONCLEX, FIOCLEX = 0x5450, 0x5451
+
+
+@syscall("ioctl", "fd,x,x")
+def sys_ioctl(k, t, fd, cmd, arg, *_):
+    fd, cmd = i32(fd), cmd & 0xFFFF_FFFF
+    f = t.proc.fds.get(fd)
+    if f is None:
+        return -errno.EBADF
+    if cmd in (FIOCLEX, FIONCLEX):
+        t.proc.fds.entries[fd].cloexec = cmd == FIOCLEX
+        return 0
+    if cmd in _TTY_IOCTLS:
+        n_in, n_out = _TTY_IOCTLS[cmd]
+        raw = t.proc.mm.read(arg, n_in) if n_in else b""
+        if raw is None:
+            return -errno.EFAULT
+        buf = Buffer(max(n_in, n_out, 1), raw or None)
+        r = host.call("ioctl", f.host_fd, cmd, buf.ptr)
+        if r >= 0 and n_out and not t.proc.mm.write(arg, buf.bytes(n_out)):
+            return -errno.EFAULT
+        return r
+    if cmd in _TTY_INT_IOCTLS:
+        return host.call("ioctl", f.host_fd, cmd, arg)
+    try:
+        mode = os.fstat(f.host_fd).st_mode
+    except OSError as e:
+        return _oserr(e)
+    if st.S_ISREG(mode) or st.S_ISDIR(mode) or st.S_ISFIFO(mode):
+        return -errno.ENOTTY            # what Linux answers for an ioctl a file does not know
+    k.report_once(("ioctl", cmd), f"mvemu: unsupported ioctl {cmd:#x} on {f.path}: returning -ENOTTY")
+    return -errno.ENOTTY
+
+
+# -- metadata ----------------------------------------------------------------------------------
+def _stat_call(t, name, d, path, buf_ptr, size, *rest):
+    buf = Buffer(size)
+    r = host.call(name, d, path, *rest[:1], buf.ptr, *rest[1:]) if name == "statx" else \
+        host.call(name, d, path, buf.ptr, *rest)
+    if r < 0:
+        return r
+    return 0 if t.proc.mm.write(buf_ptr, buf.bytes()) else -errno.EFAULT
+
+
+@syscall("fstat", "fd,x")
+def sys_fstat(k, t, fd, buf, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    b = Buffer(144)
+    r = host.call("fstat", f.host_fd, b.ptr)
+    if r < 0:
+        return r
+    return 0 if t.proc.mm.write(buf, b.bytes()) else -errno.EFAULT
+
+
+def _fstatat(t, dfd, pathp, buf, flags):
+    path = _path(t, pathp)
+    if isinstance(path, int):
+        return path
+    d = _dirfd(t, dfd)
+    if d is None:
+        return -errno.EBADF
+    return _stat_call(t, "newfstatat", d, path, buf, 144, i32(flags))
+
+
+@syscall("stat", "s,x")
+def sys_stat(k, t, path, buf, *_):
+    return _fstatat(t, AT_FDCWD, path, buf, 0)
+
+
+@syscall("lstat", "s,x")
+def sys_lstat(k, t, path, buf, *_):
+    return _fstatat(t, AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW)
+
+
+@syscall("newfstatat", "fd,s,x,x")
+def sys_newfstatat(k, t, dfd, path, buf, flags, *_):
+    return _fstatat(t, dfd, path, buf, flags)
+
+
+@syscall("statx", "fd,s,x,x,x")
+def sys_statx(k, t, dfd, pathp, flags, mask, buf, *_):
+    path = _path(t, pathp)
+    if isinstance(path, int):
+        return path
+    d = _dirfd(t, dfd)
+    if d is None:
+        return -errno.EBADF
+    return _stat_call(t, "statx", d, path, buf, 256, i32(flags), mask & 0xFFFF_FFFF)
+
+
+@syscall("statfs", "s,x")
+def sys_statfs(k, t, pathp, buf, *_):
+    path = _path(t, pathp)
+    if isinstance(path, int):
+        return path
+    b = Buffer(120)
+    r = host.call("statfs", _at(t, path), b.ptr)
+    if r < 0:
+        return r
+    return 0 if t.proc.mm.write(buf, b.bytes()) else -errno.EFAULT
+
+
+@syscall("fstatfs", "fd,x")
+def sys_fstatfs(k, t, fd, buf, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    b = Buffer(120)
+    r = host.call("fstatfs", f.host_fd, b.ptr)
+    if r < 0:
+        return r
+    return 0 if t.proc.mm.write(buf, b.bytes()) else -errno.EFAULT
+
+
+def _at(t, path: bytes) -> bytes:
+    """A path for host calls that take no dirfd: relative paths go through the guest cwd's fd."""
+    if path.startswith(b"/"):
+        return path
+    return b"/proc/self/fd/%d/" % t.proc.cwd_fd + path
+
+
+@syscall("getdents64", "fd,x,u")
+def sys_getdents64(k, t, fd, dirp, count, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    b = Buffer(min(count, 1 << 20))
+    r = host.call("getdents64", f.host_fd, b.ptr, min(count, 1 << 20))
+    if r > 0 and not t.proc.mm.write(dirp, b.bytes(r)):
+        return -errno.EFAULT
+    return r
+
+
+@syscall("getdents", "fd,x,u")
+def sys_getdents(k, t, fd, dirp, count, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    b = Buffer(min(count, 1 << 20))
+    r = host.call("getdents", f.host_fd, b.ptr, min(count, 1 << 20))
+    if r > 0 and not t.proc.mm.write(dirp, b.bytes(r)):
+        return -errno.EFAULT
+    return r
+
+
+def _faccessat(t, dfd, pathp, mode, flags):
+    path = _path(t, pathp)
+    if isinstance(path, int):
+        return path
+    d = _dirfd(t, dfd)
+    if d is None:
+        return -errno.EBADF
+    return host.call("faccessat2", d, path, i32(mode), i32(flags))
+
+
+@syscall("access", "s,i")
+def sys_access(k, t, path, mode, *_):
+    return _faccessat(t, AT_FDCWD, path, mode, 0)
+
+
+@syscall("faccessat", "fd,s,i")
+def sys_faccessat(k, t, dfd, path, mode, *_):
+    return _faccessat(t, dfd, path, mode, 0)
+
+
+@syscall("faccessat2", "fd,s,i,x")
+def sys_faccessat2(k, t, dfd, path, mode, flags, *_):
+    return _faccessat(t, dfd, path, mode, flags)
+
+
+def _readlinkat(t, dfd, pathp, buf, size):
+    if i32(size) <= 0:
+        return -errno.EINVAL
+    raw = t.proc.mm.read_cstr(pathp, PATH_MAX + 1) if pathp else None
+    if raw is None:
+        return -errno.EFAULT
+    if _is_self_exe(t, raw):
+        target = t.proc.exe.encode()
+    else:
+        path = _host_path(t, raw)
+        d = _dirfd(t, dfd)
+        if d is None:
+            return -errno.EBADF
+        b = Buffer(PATH_MAX)
+        r = host.call("readlinkat", d, path, b.ptr, PATH_MAX)
+        if r < 0:
+            return r
+        target = b.bytes(r)
+    target = target[:size]
+    return len(target) if t.proc.mm.write(buf, target) else -errno.EFAULT
+
+
+@syscall("readlink", "s,x,i")
+def sys_readlink(k, t, path, buf, size, *_):
+    return _readlinkat(t, AT_FDCWD, path, buf, size)
+
+
+@syscall("readlinkat", "fd,s,x,i")
+def sys_readlinkat(k, t, dfd, path, buf, size, *_):
+    return _readlinkat(t, dfd, path, buf, size)
+
+
+# -- directory tree changes (host pass-through) -------------------------------------------------
+def _path_call(t, name, dfd, pathp, *rest, creates=False):
+    path = _path(t, pathp)
+    if isinstance(path, int):
+        return path
+    d = _dirfd(t, dfd)
+    if d is None:
+        return -errno.EBADF
+    if creates:
+        os.umask(t.proc.umask)
+    return host.call(name, d, path, *rest)
+
+
+def _two_path_call(t, name, olddfd, oldp, newdfd, newp, *rest):
+    old, new = _path(t, oldp), _path(t, newp)
+    if isinstance(old, int):
+        return old
+    if isinstance(new, int):
+        return new
+    od, nd = _dirfd(t, olddfd), _dirfd(t, newdfd)
+    if od is None or nd is None:
+        return -errno.EBADF
+    return host.call(name, od, old, nd, new, *rest)
+
+
+@syscall("mkdir", "s,o")
+def sys_mkdir(k, t, path, mode, *_):
+    return _path_call(t, "mkdirat", AT_FDCWD, path, mode, creates=True)
+
+
+@syscall("mkdirat", "fd,s,o")
+def sys_mkdirat(k, t, dfd, path, mode, *_):
+    return _path_call(t, "mkdirat", dfd, path, mode, creates=True)
+
+
+@syscall("mknodat", "fd,s,o,x")
+def sys_mknodat(k, t, dfd, path, mode, dev, *_):
+    return _path_call(t, "mknodat", dfd, path, mode, dev, creates=True)
+
+
+@syscall("rmdir", "s")
+def sys_rmdir(k, t, path, *_):
+    return _path_call(t, "unlinkat", AT_FDCWD, path, AT_REMOVEDIR)
+
+
+@syscall("unlink", "s")
+def sys_unlink(k, t, path, *_):
+    return _path_call(t, "unlinkat", AT_FDCWD, path, 0)
+
+
+@syscall("unlinkat", "fd,s,x")
+def sys_unlinkat(k, t, dfd, path, flags, *_):
+    return _path_call(t, "unlinkat", dfd, path, i32(flags))
+
+
+@syscall("rename", "s,s")
+def sys_rename(k, t, old, new, *_):
+    return _two_path_call(t, "renameat2", AT_FDCWD, old, AT_FDCWD, new, 0)
+
+
+@syscall("renameat", "fd,s,fd,s")
+def sys_renameat(k, t, od, old, nd, new, *_):
+    return _two_path_call(t, "renameat2", od, old, nd, new, 0)
+
+
+@syscall("renameat2", "fd,s,fd,s,x")
+def sys_renameat2(k, t, od, old, nd, new, flags, *_):
+    return _two_path_call(t, "renameat2", od, old, nd, new, i32(flags))
+
+
+@syscall("link", "s,s")
+def sys_link(k, t, old, new, *_):
+    return _two_path_call(t, "linkat", AT_FDCWD, old, AT_FDCWD, new, 0)
+
+
+@syscall("linkat", "fd,s,fd,s,x")
+def sys_linkat(k, t, od, old, nd, new, flags, *_):
+    return _two_path_call(t, "linkat", od, old, nd, new, i32(flags))
+
+
+def _symlinkat(t, targetp, dfd, pathp):
+    target = t.proc.mm.read_cstr(targetp, PATH_MAX + 1) if targetp else None
+    if target is None:
+        return -errno.EFAULT
+    path = _path(t, pathp)
+    if isinstance(path, int):
+        return path
+    d = _dirfd(t, dfd)
+    if d is None:
+        return -errno.EBADF
+    return host.call("symlinkat", target, d, path)
+
+
+@syscall("symlink", "s,s")
+def sys_symlink(k, t, target, path, *_):
+    return _symlinkat(t, target, AT_FDCWD, path)
+
+
+@syscall("symlinkat", "s,fd,s")
+def sys_symlinkat(k, t, target, dfd, path, *_):
+    return _symlinkat(t, target, dfd, path)
+
+
+@syscall("chmod", "s,o")
+def sys_chmod(k, t, path, mode, *_):
+    return _path_call(t, "fchmodat", AT_FDCWD, path, mode)
+
+
+@syscall("fchmodat", "fd,s,o")
+def sys_fchmodat(k, t, dfd, path, mode, *_):
+    return _path_call(t, "fchmodat", dfd, path, mode)
+
+
+@syscall("fchmod", "fd,o")
+def sys_fchmod(k, t, fd, mode, *_):
+    f = _file(t, fd)
+    return host.call("fchmod", f.host_fd, mode) if f else -errno.EBADF
+
+
+@syscall("chown", "s,i,i")
+def sys_chown(k, t, path, uid, gid, *_):
+    return _path_call(t, "fchownat", AT_FDCWD, path, i32(uid), i32(gid), 0)
+
+
+@syscall("lchown", "s,i,i")
+def sys_lchown(k, t, path, uid, gid, *_):
+    return _path_call(t, "fchownat", AT_FDCWD, path, i32(uid), i32(gid), AT_SYMLINK_NOFOLLOW)
+
+
+@syscall("fchownat", "fd,s,i,i,x")
+def sys_fchownat(k, t, dfd, path, uid, gid, flags, *_):
+    return _path_call(t, "fchownat", dfd, path, i32(uid), i32(gid), i32(flags))
+
+
+@syscall("fchown", "fd,i,i")
+def sys_fchown(k, t, fd, uid, gid, *_):
+    f = _file(t, fd)
+    return host.call("fchown", f.host_fd, i32(uid), i32(gid)) if f else -errno.EBADF
+
+
+@syscall("utimensat", "fd,s,x,x")
+def sys_utimensat(k, t, dfd, pathp, times, flags, *_):
+    tb = None
+    if times:
+        raw = t.proc.mm.read(times, 32)
+        if raw is None:
+            return -errno.EFAULT
+        tb = Buffer(32, raw)
+    d = _dirfd(t, dfd)
+    if d is None:
+        return -errno.EBADF
+    if pathp:
+        path = _path(t, pathp)
+        if isinstance(path, int):
+            return path
+    else:
+        path = None
+    return host.call("utimensat", d, path, tb.ptr if tb else None, i32(flags))
+
+
+@syscall("truncate", "s,i")
+def sys_truncate(k, t, pathp, length, *_):
+    path = _path(t, pathp)
+    if isinstance(path, int):
+        return path
+    return host.call("truncate", _at(t, path), length)
+
+
+@syscall("ftruncate", "fd,i")
+def sys_ftruncate(k, t, fd, length, *_):
+    f = _file(t, fd)
+    return host.call("ftruncate", f.host_fd, length) if f else -errno.EBADF
+
+
+@syscall("fallocate", "fd,i,i,i")
+def sys_fallocate(k, t, fd, mode, offset, length, *_):
+    f = _file(t, fd)
+    return host.call("fallocate", f.host_fd, i32(mode), offset, length) if f else -errno.EBADF
+
+
+@syscall("fsync", "fd")
+def sys_fsync(k, t, fd, *_):
+    f = _file(t, fd)
+    return host.call("fsync", f.host_fd) if f else -errno.EBADF
+
+
+@syscall("fdatasync", "fd")
+def sys_fdatasync(k, t, fd, *_):
+    f = _file(t, fd)
+    return host.call("fdatasync", f.host_fd) if f else -errno.EBADF
+
+
+@syscall("sync")
+def sys_sync(k, t, *_):
+    return 0
+
+
+@syscall("flock", "fd,i")
+def sys_flock(k, t, fd, op, *_):
+    f = _file(t, fd)
+    return host.call("flock", f.host_fd, i32(op)) if f else -errno.EBADF
+
+
+@syscall("fadvise64", "fd,i,i,i")
+def sys_fadvise64(k, t, fd, offset, length, advice, *_):
+    f = _file(t, fd)
+    return host.call("fadvise64", f.host_fd, offset, length, i32(advice)) if f else -errno.EBADF
+
+
+# -- working directory -------------------------------------------------------------------------
+@syscall("getcwd", "x,u")
+def sys_getcwd(k, t, buf, size, *_):
+    try:
+        cwd = t.proc.cwd.encode() + b"\0"
+    except OSError as e:
+        return _oserr(e)
+    if size < len(cwd):
+        return -errno.ERANGE
+    return len(cwd) if t.proc.mm.write(buf, cwd) else -errno.EFAULT
+
+
+def _set_cwd(t, new_fd):
+    try:
+        os.close(t.proc.cwd_fd)
+    except OSError:
+        pass
+    t.proc.cwd_fd = new_fd
+    return 0
+
+
+@syscall("chdir", "s")
+def sys_chdir(k, t, pathp, *_):
+    path = _path(t, pathp)
+    if isinstance(path, int):
+        return path
+    r = host.call("openat", t.proc.cwd_fd, path, os.O_PATH | os.O_DIRECTORY | O_CLOEXEC, 0)
+    if r < 0:
+        return r
+    # search permission, as chdir(2) requires
+    if host.call("faccessat2", r, b".", os.X_OK, 0x200) < 0 and os.geteuid() != 0:
+        os.close(r)
+        return -errno.EACCES
+    return _set_cwd(t, r)
+
+
+@syscall("fchdir", "fd")
+def sys_fchdir(k, t, fd, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    try:
+        if not st.S_ISDIR(os.fstat(f.host_fd).st_mode):
+            return -errno.ENOTDIR
+        return _set_cwd(t, os.dup(f.host_fd))
+    except OSError as e:
+        return _oserr(e)
+
+
+@syscall("chroot", "s")
+def sys_chroot(k, t, *_):
+    return -errno.EPERM
+
+
+# -- polling (single process: the host does the waiting) ---------------------------------------
+@syscall("poll", "x,u,i")
+def sys_poll(k, t, fds_ptr, nfds, timeout, *_):
+    return _poll(t, fds_ptr, nfds, i32(timeout))
+
+
+@syscall("ppoll", "x,u,x,x,u")
+def sys_ppoll(k, t, fds_ptr, nfds, tsp, sigmask, *_):
+    timeout = -1
+    if tsp:
+        raw = t.proc.mm.read(tsp, 16)
+        if raw is None:
+            return -errno.EFAULT
+        sec, nsec = struct.unpack("<qq", raw)
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            return -errno.EINVAL
+        timeout = sec * 1000 + (nsec + 999_999) // 1_000_000
+    return _poll(t, fds_ptr, nfds, timeout)
+
+
+def _poll(t, fds_ptr, nfds, timeout):
+    import select
+    if nfds > 1024:
+        return -errno.EINVAL
+    raw = t.proc.mm.read(fds_ptr, 8 * nfds) if nfds else b""
+    if raw is None:
+        return -errno.EFAULT
+    entries = [struct.unpack_from("<ihh", raw, 8 * i) for i in range(nfds)]
+    p = select.poll()
+    host_of = {}
+    revents = [0] * nfds
+    for i, (fd, events, _) in enumerate(entries):
+        if fd < 0:
+            continue
+        f = t.proc.fds.get(fd)
+        if f is None:
+            revents[i] = select.POLLNVAL
+            continue
+        host_of.setdefault(f.host_fd, []).append(i)
+        p.register(f.host_fd, events | 0)
+    ready = sum(1 for r in revents if r)
+    if not ready and host_of:
+        try:
+            for hfd, ev in p.poll(None if timeout < 0 else timeout):
+                for i in host_of.get(hfd, []):
+                    revents[i] = ev & (entries[i][1] | select.POLLERR | select.POLLHUP | select.POLLNVAL)
+        except OSError as e:
+            return _oserr(e)
+    elif not ready and timeout > 0:
+        import time
+        time.sleep(timeout / 1000)
+    out = b"".join(struct.pack("<ihh", fd, ev, revents[i]) for i, (fd, ev, _) in enumerate(entries))
+    if nfds and not t.proc.mm.write(fds_ptr, out):
+        return -errno.EFAULT
+    return sum(1 for r in revents if r)

@@ -1,0 +1,365 @@
+"""Process, identity, limits, signal bookkeeping and randomness system calls."""
+from __future__ import annotations
+
+import errno
+import os
+import signal as host_signal
+import struct
+
+from .table import NORETURN, i32, signed, syscall
+
+ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
+RLIM_INFINITY = 0xFFFF_FFFF_FFFF_FFFF
+RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_AS = 3, 7, 9
+_DEFAULT_RLIMITS = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_NOFILE: (1024, 1048576)}
+NSIG = 64
+SIG_DFL, SIG_IGN = 0, 1
+SIGKILL, SIGSTOP = 9, 19
+# Signals whose default action is to do nothing.
+DEFAULT_IGNORED = {host_signal.SIGCHLD, host_signal.SIGURG, host_signal.SIGWINCH, host_signal.SIGCONT}
+
+
+@syscall("exit", "i")
+def sys_exit(k, t, code, *_):
+    # One thread in [core]: the thread's exit ends its process.
+    k.exit_process(t.proc, i32(code))
+    return NORETURN
+
+
+@syscall("exit_group", "i")
+def sys_exit_group(k, t, code, *_):
+    k.exit_process(t.proc, i32(code))
+    return NORETURN
+
+
+@syscall("getpid")
+def sys_getpid(k, t, *_):
+    return t.proc.pid
+
+
+@syscall("gettid")
+def sys_gettid(k, t, *_):
+    return t.tid
+
+
+@syscall("getppid")
+def sys_getppid(k, t, *_):
+    return t.proc.ppid
+
+
+@syscall("getuid")
+def sys_getuid(k, t, *_):
+    return os.getuid()
+
+
+@syscall("geteuid")
+def sys_geteuid(k, t, *_):
+    return os.geteuid()
+
+
+@syscall("getgid")
+def sys_getgid(k, t, *_):
+    return os.getgid()
+
+
+@syscall("getegid")
+def sys_getegid(k, t, *_):
+    return os.getegid()
+
+
+@syscall("getgroups", "i,x")
+def sys_getgroups(k, t, size, ptr, *_):
+    groups = os.getgroups()
+    size = i32(size)
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        return -errno.EINVAL
+    return len(groups) if t.proc.mm.write(ptr, struct.pack(f"<{len(groups)}I", *groups)) else -errno.EFAULT
+
+
+def _put_ids(t, ptrs, values):
+    for p, v in zip(ptrs, values):
+        if p and not t.proc.mm.write(p, struct.pack("<I", v)):
+            return -errno.EFAULT
+    return 0
+
+
+@syscall("getresuid", "x,x,x")
+def sys_getresuid(k, t, r, e, s, *_):
+    return _put_ids(t, (r, e, s), os.getresuid())
+
+
+@syscall("getresgid", "x,x,x")
+def sys_getresgid(k, t, r, e, s, *_):
+    return _put_ids(t, (r, e, s), os.getresgid())
+
+
+@syscall("getpgrp")
+def sys_getpgrp(k, t, *_):
+    return t.proc.pgid
+
+
+@syscall("getpgid", "i")
+def sys_getpgid(k, t, pid, *_):
+    p = t.proc if i32(pid) == 0 else k.processes.get(i32(pid))
+    return p.pgid if p else -errno.ESRCH
+
+
+@syscall("getsid", "i")
+def sys_getsid(k, t, pid, *_):
+    p = t.proc if i32(pid) == 0 else k.processes.get(i32(pid))
+    return p.sid if p else -errno.ESRCH
+
+
+@syscall("umask", "o")
+def sys_umask(k, t, mask, *_):
+    old, t.proc.umask = t.proc.umask, mask & 0o777
+    return old
+
+
+@syscall("uname", "x")
+def sys_uname(k, t, buf, *_):
+    host = os.uname()
+    fields = ["Linux", k.opt.hostname, k.opt.uname_release, host.version, "x86_64", "(none)"]
+    data = b"".join(f.encode()[:64].ljust(65, b"\0") for f in fields)
+    return 0 if t.proc.mm.write(buf, data) else -errno.EFAULT
+
+
+@syscall("arch_prctl", "x,x")
+def sys_arch_prctl(k, t, code, addr, *_):
+    vcpu = k.vcpus[0]
+    if code == ARCH_SET_FS:
+        if addr >= 1 << 47:
+            return -errno.EPERM
+        t.fs_base = addr
+        vcpu.set_reg("fs_base", addr)
+        return 0
+    if code == ARCH_SET_GS:
+        if addr >= 1 << 47:
+            return -errno.EPERM
+        vcpu.set_reg("gs_base", addr)
+        return 0
+    if code in (ARCH_GET_FS, ARCH_GET_GS):
+        value = vcpu.reg("fs_base" if code == ARCH_GET_FS else "gs_base")
+        return 0 if t.proc.mm.write(addr, struct.pack("<Q", value)) else -errno.EFAULT
+    if code == ARCH_GET_CPUID:
+        return 1
+    if code == ARCH_SET_CPUID:
+        return -errno.ENODEV
+    return -errno.EINVAL
+
+
+@syscall("set_tid_address", "x")
+def sys_set_tid_address(k, t, addr, *_):
+    t.clear_child_tid = addr
+    return t.tid
+
+
+@syscall("set_robust_list", "x,u")
+def sys_set_robust_list(k, t, head, length, *_):
+    if length != 24:
+        return -errno.EINVAL
+    t.robust_list = head
+    return 0
+
+
+@syscall("get_robust_list", "i,x,x")
+def sys_get_robust_list(k, t, pid, head_ptr, len_ptr, *_):
+    if i32(pid) not in (0, t.tid):
+        return -errno.ESRCH
+    mm = t.proc.mm
+    if not mm.write(head_ptr, struct.pack("<Q", t.robust_list)) or not mm.write(len_ptr, struct.pack("<Q", 24)):
+        return -errno.EFAULT
+    return 0
+
+
+@syscall("rseq", "x,u,x,x")
+def sys_rseq(k, t, *_):
+    # Restartable sequences need the kernel to rewrite user state at preemption; mvemu's ROS does not
+    # implement them, exactly like a Linux kernel built without CONFIG_RSEQ (libc then falls back).
+    return -errno.ENOSYS
+
+
+@syscall("prlimit64", "i,i,x,x")
+def sys_prlimit64(k, t, pid, resource, new, old, *_):
+    if i32(pid) not in (0, t.proc.pid):
+        return -errno.ESRCH
+    if resource >= 16:
+        return -errno.EINVAL
+    proc = t.proc
+    cur = proc.rlimits.get(resource) or _DEFAULT_RLIMITS.get(resource) or _host_rlimit(resource)
+    if old and not proc.mm.write(old, struct.pack("<QQ", *cur)):
+        return -errno.EFAULT
+    if new:
+        data = proc.mm.read(new, 16)
+        if data is None:
+            return -errno.EFAULT
+        soft, hard = struct.unpack("<QQ", data)
+        if soft > hard:
+            return -errno.EINVAL
+        if hard > cur[1] and os.geteuid() != 0:
+            return -errno.EPERM
+        proc.rlimits[resource] = (soft, hard)
+    return 0
+
+
+def _host_rlimit(resource: int) -> tuple[int, int]:
+    import resource as r
+    try:
+        soft, hard = r.getrlimit(resource)
+    except (ValueError, OSError):
+        return (RLIM_INFINITY, RLIM_INFINITY)
+    conv = lambda v: RLIM_INFINITY if v == r.RLIM_INFINITY else v
+    return conv(soft), conv(hard)
+
+
+@syscall("getrlimit", "i,x")
+def sys_getrlimit(k, t, resource, old, *_):
+    return sys_prlimit64(k, t, 0, resource, 0, old)
+
+
+@syscall("setrlimit", "i,x")
+def sys_setrlimit(k, t, resource, new, *_):
+    return sys_prlimit64(k, t, 0, resource, new, 0)
+
+
+@syscall("sched_getaffinity", "i,u,x")
+def sys_sched_getaffinity(k, t, pid, size, mask, *_):
+    if i32(pid) not in (0, t.tid, t.proc.pid):
+        return -errno.ESRCH
+    ncpu = max(1, len(k.vcpus))
+    nbytes = 8 * ((ncpu + 63) // 64)
+    if size < nbytes or size & 7:
+        return -errno.EINVAL
+    bits = (1 << ncpu) - 1
+    return nbytes if t.proc.mm.write(mask, bits.to_bytes(nbytes, "little")) else -errno.EFAULT
+
+
+@syscall("sched_yield")
+def sys_sched_yield(k, t, *_):
+    return 0
+
+
+@syscall("getrandom", "x,u,x")
+def sys_getrandom(k, t, buf, n, flags, *_):
+    if flags & ~0x7:
+        return -errno.EINVAL
+    n = min(n, 33554431)
+    return n if t.proc.mm.write(buf, k.rng.randbytes(n)) else -errno.EFAULT
+
+
+@syscall("prctl", "i,x,x,x,x")
+def sys_prctl(k, t, option, a2, *_):
+    PR_SET_NAME, PR_GET_NAME = 15, 16
+    if option == PR_SET_NAME:
+        name = t.proc.mm.read_cstr(a2, 16)
+        if name is None:
+            return -errno.EFAULT
+        t.proc.comm = name[:15].decode(errors="replace")
+        return 0
+    if option == PR_GET_NAME:
+        return 0 if t.proc.mm.write(a2, t.proc.comm.encode()[:15].ljust(16, b"\0")) else -errno.EFAULT
+    return -errno.EINVAL
+
+
+# -- signals: dispositions and masks are kept; delivery of handlers comes with [process] ----------
+@syscall("rt_sigaction", "i,x,x,u")
+def sys_rt_sigaction(k, t, sig, act, oldact, sigsetsize, *_):
+    sig = i32(sig)
+    if sigsetsize != 8:
+        return -errno.EINVAL
+    if not 1 <= sig <= NSIG:
+        return -errno.EINVAL
+    proc = t.proc
+    mm = proc.mm
+    old = proc.sigactions.get(sig, (SIG_DFL, 0, 0, 0))
+    if act:
+        if sig in (SIGKILL, SIGSTOP):
+            return -errno.EINVAL
+        data = mm.read(act, 32)
+        if data is None:
+            return -errno.EFAULT
+        handler, flags, restorer, mask = struct.unpack("<4Q", data)
+    if oldact and not mm.write(oldact, struct.pack("<4Q", *old)):
+        return -errno.EFAULT
+    if act:
+        proc.sigactions[sig] = (handler, flags, restorer, mask & ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))))
+    return 0
+
+
+@syscall("rt_sigprocmask", "i,x,x,u")
+def sys_rt_sigprocmask(k, t, how, set_ptr, old_ptr, sigsetsize, *_):
+    if sigsetsize != 8:
+        return -errno.EINVAL
+    mm = t.proc.mm
+    old = t.sigmask
+    if set_ptr:
+        data = mm.read(set_ptr, 8)
+        if data is None:
+            return -errno.EFAULT
+        new = struct.unpack("<Q", data)[0] & ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)))
+        if how == 0:
+            t.sigmask = old | new
+        elif how == 1:
+            t.sigmask = old & ~new
+        elif how == 2:
+            t.sigmask = new
+        else:
+            return -errno.EINVAL
+    if old_ptr and not mm.write(old_ptr, struct.pack("<Q", old)):
+        return -errno.EFAULT
+    return 0
+
+
+@syscall("sigaltstack", "x,x")
+def sys_sigaltstack(k, t, ss, old, *_):
+    if old and not t.proc.mm.write(old, struct.pack("<QiiQ", 0, 2, 0, 0)):   # SS_DISABLE
+        return -errno.EFAULT
+    return 0
+
+
+def send_signal(k, t, proc, sig: int):
+    """Deliver `sig` to `proc`: what [core] supports is the default action and SIG_IGN."""
+    if sig == 0:
+        return 0
+    handler = proc.sigactions.get(sig, (SIG_DFL,))[0]
+    if handler == SIG_IGN and sig not in (SIGKILL, SIGSTOP):
+        return 0
+    if handler == SIG_DFL and sig in DEFAULT_IGNORED:
+        return 0
+    if handler not in (SIG_DFL, SIG_IGN):
+        k.log_line(f"mvemu: {proc.comm}: delivering a signal to a user handler is not supported yet; "
+                   f"taking the default action")
+    k.kill(proc, sig)
+    return NORETURN if proc is t.proc else 0
+
+
+@syscall("kill", "i,i")
+def sys_kill(k, t, pid, sig, *_):
+    pid, sig = i32(pid), i32(sig)
+    if not 0 <= sig <= NSIG:
+        return -errno.EINVAL
+    if pid in (t.proc.pid, 0, -1) or (pid < -1 and -pid == t.proc.pgid):
+        return send_signal(k, t, t.proc, sig)
+    proc = k.processes.get(pid)
+    if proc is None or proc.exit_status is not None:
+        return -errno.ESRCH
+    return send_signal(k, t, proc, sig)
+
+
+@syscall("tgkill", "i,i,i")
+def sys_tgkill(k, t, tgid, tid, sig, *_):
+    tgid, tid, sig = i32(tgid), i32(tid), i32(sig)
+    if tgid <= 0 or tid <= 0 or not 0 <= sig <= NSIG:
+        return -errno.EINVAL
+    proc = k.processes.get(tgid)
+    if proc is None or proc.exit_status is not None or not any(th.tid == tid for th in proc.threads):
+        return -errno.ESRCH
+    return send_signal(k, t, proc, sig)
+
+
+@syscall("tkill", "i,i")
+def sys_tkill(k, t, tid, sig, *_):
+    return sys_tgkill(k, t, t.proc.pid, tid, sig)
