@@ -83,3 +83,72 @@ def offsets() -> tuple[int, int]:
         raise RuntimeError(f"cannot locate Unicorn's exception error_code field ({err_candidates})")
     err = err_candidates.pop()
     return old_exc, err
+
+
+# -- direct access to the live register file -------------------------------------------------------
+# Each register access through the binding costs ~1-2 us of ctypes overhead, which would dominate
+# a system call exit. QEMU keeps the general-purpose registers in `CPUX86State.regs[16]`, followed
+# by `eip`, and syncs them to memory before it calls a helper (the syscall/out hooks, exceptions),
+# which is exactly what uc_reg_read/uc_reg_write touch. We locate that array for one instance by
+# writing a unique pattern into the registers and finding it in the memory reachable from the
+# instance's handle, then check that the API and memory agree both ways. If anything differs the
+# caller falls back to the API.
+GPR_ORDER = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+
+
+def _rw_mappings() -> list[tuple[int, int]]:
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            if parts[1].startswith("rw"):
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                out.append((lo, hi))
+    return out
+
+
+def register_file_address(uc: Uc) -> int | None:
+    """Address of the live `regs[16]` + `eip` array of `uc`'s CPU, or None if it cannot be proven."""
+    import ctypes
+    from unicorn import x86_const as x86
+    ids = [getattr(x86, f"UC_X86_REG_{n.upper()}") for n in GPR_ORDER]
+    saved = [uc.reg_read(i) for i in ids]
+    pattern_values = [0x6D76_656D_7500_0000 + 0x1111 * i for i in range(16)]
+    for i, v in zip(ids, pattern_values):
+        uc.reg_write(i, v)
+    pattern = struct.pack("<16Q", *pattern_values)
+    found = None
+    try:
+        maps = _rw_mappings()
+        handle = uc._uch.value
+        region = next(((lo, hi) for lo, hi in maps if lo <= handle < hi), None)
+        if region is None:
+            return None
+        blob = ctypes.string_at(handle, min(0x4000, region[1] - handle))
+        for off in range(0, len(blob) - 8, 8):
+            p = struct.unpack_from("<Q", blob, off)[0]
+            span = next(((lo, hi) for lo, hi in maps if lo <= p < hi), None)
+            if span is None:
+                continue
+            data = ctypes.string_at(p, min(0x40000, span[1] - p))
+            i = data.find(pattern)
+            if i >= 0 and i % 8 == 0:
+                found = p + i
+                break
+    finally:
+        for i, v in zip(ids, saved):
+            uc.reg_write(i, v)
+    if found is None:
+        return None
+    # Prove it both ways, including eip right after the 16 GPRs.
+    regs = (ctypes.c_uint64 * 17).from_address(found)
+    uc.reg_write(x86.UC_X86_REG_R11, 0x1234_5678_9ABC)
+    uc.reg_write(x86.UC_X86_REG_RIP, 0x4000_1000)
+    ok = regs[11] == 0x1234_5678_9ABC and regs[16] == 0x4000_1000
+    regs[3] = 0x0BAD_CAFE
+    ok = ok and uc.reg_read(x86.UC_X86_REG_RBX) == 0x0BAD_CAFE
+    for i, v in zip(ids, saved):
+        uc.reg_write(i, v)
+    uc.reg_write(x86.UC_X86_REG_RIP, 0)
+    return found if ok else None

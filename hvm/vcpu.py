@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import operator
+import struct
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +41,12 @@ REGS = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in (
 GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12",
         "r13", "r14", "r15", "rip", "rflags")
 _SYSCALL_ARG_REGS = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9")
+_GPR_INDEX = {name: i for i, name in enumerate(unicorn_quirks.GPR_ORDER)}
+_GPR_INDEX["rip"] = 16
+_REGFILE = struct.Struct("<17Q")
+_U64 = struct.Struct("<Q")
+_pick_syscall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _SYSCALL_ARG_REGS))
+_MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 MSR_EFER = 0xC000_0080
 
 
@@ -94,6 +102,14 @@ class Vcpu:
         self._scratch_ctx = self.uc.context_save()
         self._pending: Exit | None = None
         self._hook_error: BaseException | None = None
+        # The live register file in Unicorn's CPU state, when it can be located and proven
+        # (unicorn_quirks.register_file_address); otherwise the (slower) API paths below.
+        addr = unicorn_quirks.register_file_address(self.uc)
+        self._regfile = (ctypes.c_uint64 * 17).from_address(addr) if addr else None
+        if self._regfile is not None:
+            self.syscall_args = self._syscall_args_direct
+            self.set_rax = self._set_rax_direct
+            self.reg = self._reg_direct
         # Preallocated buffers for the raw batch register read of syscall arguments.
         n = len(_SYSCALL_ARG_REGS)
         self._sc_ids = (ctypes.c_int * n)(*(REGS[r] for r in _SYSCALL_ARG_REGS))
@@ -183,6 +199,13 @@ class Vcpu:
         uclib.uc_reg_read(self._h, REGS[name], ctypes.byref(self._one))
         return self._one.value
 
+    def _reg_direct(self, name: str) -> int:
+        i = _GPR_INDEX.get(name)
+        if i is None:
+            uclib.uc_reg_read(self._h, REGS[name], ctypes.byref(self._one))
+            return self._one.value
+        return self._regfile[i]
+
     def set_reg(self, name: str, value: int) -> None:
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
         uclib.uc_reg_write(self._h, REGS[name], ctypes.byref(self._one))
@@ -198,6 +221,12 @@ class Vcpu:
         """(nr, a0..a5) of the syscall being executed: one raw batch read."""
         uclib.uc_reg_read_batch(self._h, self._sc_ids, self._sc_ptrs, len(self._sc_ids))
         return tuple(self._sc_vals)
+
+    def _syscall_args_direct(self) -> tuple[int, ...]:
+        return _pick_syscall_args(_REGFILE.unpack_from(self._regfile))
+
+    def _set_rax_direct(self, value: int) -> None:
+        _U64.pack_into(self._regfile, 0, value & _MASK64)
 
     def set_rax(self, value: int) -> None:
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF

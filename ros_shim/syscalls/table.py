@@ -49,6 +49,7 @@ def name_of(nr: int) -> str:
 
 
 def signed(v: int) -> int:
+    v &= 0xFFFF_FFFF_FFFF_FFFF
     return v - (1 << 64) if v & (1 << 63) else v
 
 
