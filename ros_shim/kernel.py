@@ -26,7 +26,7 @@ from .syscalls import table
 from .syscalls.table import NORETURN, TABLE
 
 # Import the syscall families so that they register themselves in TABLE.
-from .syscalls import fs, mm as sys_mm, proc, time as sys_time  # noqa: F401,E402
+from .syscalls import fs, futex, mm as sys_mm, proc, time as sys_time  # noqa: F401,E402
 
 SIGNAL_NAMES = {s.value: s.name for s in host_signal.Signals}
 _EXCEPTION_SIGNALS = {DE: host_signal.SIGFPE, 1: host_signal.SIGTRAP, BP: host_signal.SIGTRAP,
@@ -42,6 +42,10 @@ class KernelOptions:
     seed: int = 0x6D76656D75                # AT_RANDOM and getrandom: deterministic by default
     uname_release: str = "6.1.0-mvemu"
     hostname: str = "mvemu"
+
+
+def _prot_str(prot: int) -> str:
+    return "".join(c if prot & bit else "-" for c, bit in (("r", 1), ("w", 2), ("x", 4)))
 
 
 class RosKernel:
@@ -165,7 +169,9 @@ class RosKernel:
         return True
 
     def _nosys(self, nr: int) -> int:
-        if nr not in self.reported_nosys:
+        """ENOSYS. For a number Linux has too, that is mvemu's gap: say so once; for a number Linux
+        does not have, ENOSYS is exactly Linux's answer and there is nothing to report."""
+        if nr in table.NAMES and nr not in self.reported_nosys:
             self.reported_nosys.add(nr)
             self.log_line(f"mvemu: unimplemented system call {table.name_of(nr)} ({nr}): returning -ENOSYS")
         return -errno.ENOSYS
@@ -204,7 +210,8 @@ class RosKernel:
             if exit.vector == PF:
                 ec = exit.error_code
                 access = "execute" if ec & PF_I else "write" if ec & PF_W else "read"
-                why = "protection violation" if ec & 1 else "unmapped address"
+                vma = self.current.proc.mm.find(exit.cr2)
+                why = f"not permitted by the mapping's protection {_prot_str(vma.prot)}" if vma else "unmapped address"
                 what = f"invalid {access} at {exit.cr2:#x} ({why}), rip {exit.rip:#x}"
             elif exit.vector == BP:
                 what = f"breakpoint trap (int3) at rip {exit.rip:#x}"

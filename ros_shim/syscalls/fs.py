@@ -974,3 +974,32 @@ def _poll(t, fds_ptr, nfds, timeout):
     if nfds and not t.proc.mm.write(fds_ptr, out):
         return -errno.EFAULT
     return sum(1 for r in revents if r)
+
+
+# -- sockets: what programs ask of descriptors that may be sockets -----------------------------
+def _sockname(t, name, fd, addr, lenp):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    raw = t.proc.mm.read(lenp, 4)
+    if raw is None:
+        return -errno.EFAULT
+    n = struct.unpack("<I", raw)[0]
+    b, lb = Buffer(max(n, 1)), Buffer(4, raw)
+    r = host.call(name, f.host_fd, b.ptr, lb.ptr)
+    if r < 0:
+        return r
+    got = struct.unpack("<I", lb.bytes())[0]
+    if not t.proc.mm.write(addr, b.bytes(min(n, got))) or not t.proc.mm.write(lenp, lb.bytes()):
+        return -errno.EFAULT
+    return r
+
+
+@syscall("getpeername", "fd,x,x")
+def sys_getpeername(k, t, fd, addr, lenp, *_):
+    return _sockname(t, "getpeername", fd, addr, lenp)
+
+
+@syscall("getsockname", "fd,x,x")
+def sys_getsockname(k, t, fd, addr, lenp, *_):
+    return _sockname(t, "getsockname", fd, addr, lenp)

@@ -363,3 +363,17 @@ def sys_tgkill(k, t, tgid, tid, sig, *_):
 @syscall("tkill", "i,i")
 def sys_tkill(k, t, tid, sig, *_):
     return sys_tgkill(k, t, t.proc.pid, tid, sig)
+
+
+@syscall("sysinfo", "x")
+def sys_sysinfo(k, t, info, *_):
+    """Uptime and load from the host; memory figures are the guest's own RAM."""
+    with open("/proc/uptime") as f:
+        uptime = int(float(f.read().split()[0]))
+    loads = [int(x * 65536) for x in os.getloadavg()]
+    total = k.frames.total * 4096
+    free = (k.frames.total - k.frames.used) * 4096
+    data = struct.pack("<q3Q6QH6xQQI", uptime, *loads, total, free, 0, 0, 0, 0,
+                       len(k.processes), 0, 0, 1)
+    data = data.ljust(112, b"\0")
+    return 0 if t.proc.mm.write(info, data) else -errno.EFAULT

@@ -15,7 +15,7 @@ import errno
 from dataclasses import dataclass
 from typing import Callable
 
-from .names import NAMES, NUMBERS
+from .names import NAMES, NUMBERS  # noqa: F401 (NAMES is re-exported)
 
 NORETURN = object()
 
