@@ -62,7 +62,8 @@ class CPrograms:
         self.outdir = outdir
         self.built: dict[tuple[str, str], Path] = {}
 
-    COMPILERS = {"glibc": ["gcc", "-static"], "musl": ["musl-gcc", "-static"]}
+    COMPILERS = {"glibc": ["gcc", "-static"], "musl": ["musl-gcc", "-static"],
+                 "pie": ["gcc", "-static-pie", "-fPIE"]}
 
     def __call__(self, name: str, libc: str = "glibc") -> str:
         key = (name, libc)
@@ -82,5 +83,5 @@ class CPrograms:
 
 @pytest.fixture(scope="session")
 def cprog(tmp_path_factory) -> CPrograms:
-    """cprog('name', 'glibc'|'musl') -> path of tests/c/name.c compiled statically."""
+    """cprog('name', 'glibc'|'musl'|'pie') -> path of tests/c/name.c compiled statically."""
     return CPrograms(tmp_path_factory.mktemp("cprogs"))

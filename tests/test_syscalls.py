@@ -1,0 +1,60 @@
+"""System calls checked against native Linux: small static C programs from tests/c/ (compiled with
+gcc -static and musl-gcc -static by the `cprog` fixture) run through the differential harness, so
+errno values, contents and edge cases are Linux's own. Each program prints one deterministic line
+per check (errno names, never addresses)."""
+from __future__ import annotations
+
+import pytest
+
+from harness import BASE_ENV, Case
+
+LIBCS = ("glibc", "musl")
+
+X87_INIT = ("the initial x87 control word is 0, not Linux's 0x37F, and MXCSR is 0, not 0x1F80 (the ROS "
+            "never initialises the FPU/SSE state): long double arithmetic runs in single precision")
+SELF_EXE = ("/proc/self/exe is the mvemu Python interpreter for stat()/open()/fstat(); only readlink() "
+            "is redirected to the guest's executable")
+LONGPATH = ("a path longer than PATH_MAX gives EFAULT instead of ENAMETOOLONG (read_cstr finds no NUL "
+            "within PATH_MAX+1 bytes and the caller reports that as a bad pointer)")
+OVERCOMMIT = ("no overcommit limit: a single 64 TiB anonymous request succeeds under mvemu (guest RAM is "
+              "1 GiB), while Linux's heuristic overcommit refuses it with ENOMEM")
+
+# name -> (args, xfail reason or None)
+PROGRAMS = {
+    "errnos": ((), None),
+    "fdio": ((), None),
+    "mremap": ((), None),
+    "brk": ((), None),
+    "startup": (("one", "", "two words"), None),
+    "self_exe": ((), SELF_EXE),
+    "longpath": ((), LONGPATH),
+    "fpu_init": ((), X87_INIT),
+}
+
+
+def _params():
+    for name, (args, xfail) in PROGRAMS.items():
+        for libc in LIBCS:
+            marks = [pytest.mark.xfail(reason=xfail, strict=True)] if xfail else []
+            yield pytest.param(name, libc, args, id=f"{name}.{libc}", marks=marks)
+
+
+@pytest.mark.parametrize("name, libc, args", list(_params()))
+def test_c_program(name, libc, args, cprog, differ):
+    differ(Case(cprog(name, libc), args, env={**BASE_ENV, "EXTRA": "x=y"}))
+
+
+def test_startup_static_pie(cprog, differ):
+    """The initial stack and auxv of a relocated (static-pie) image."""
+    differ(Case(cprog("startup", "pie"), ("pie",)))
+
+
+@pytest.mark.parametrize("what", [
+    "noreserve",
+    pytest.param("mmap", marks=pytest.mark.xfail(reason=OVERCOMMIT, strict=True)),
+    pytest.param("mremap", marks=pytest.mark.xfail(reason=OVERCOMMIT, strict=True)),
+    pytest.param("brk", marks=pytest.mark.xfail(reason=OVERCOMMIT, strict=True)),
+])
+def test_overcommit(what, cprog, differ):
+    differ(Case(cprog("overcommit"), (what,)))
+
