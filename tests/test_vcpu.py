@@ -1,0 +1,331 @@
+"""Unit tests of hvm.vcpu on a tiny hand-built machine: real page tables in guest-physical memory, a
+GDT with ring-0 and ring-3 segments, hand-assembled code. Checks the typed exits: syscall dispatch,
+#PF with the right error code and CR2 (ring 0 and ring 3, CR0.WP), repeated faults (unicorn#1883),
+hlt, ud2."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from hvm.memory import GuestMemory
+from hvm.vcpu import PF, UD, Exit, ExitKind, Vcpu
+
+MEM = 2 << 20
+PML4, PDPT, PD, PT = 0x10000, 0x11000, 0x12000, 0x13000
+GDT = 0x2000
+KCODE = 0x1000            # ring-0 code
+KDATA = 0x3000            # ring-0 scratch data (results)
+KSTACK_TOP = 0x5000       # one page of ring-0 stack below
+TRAMP = 0x6000            # ring-0: iretq into ring 3
+UCODE = 0x20000           # ring-3 code
+U_RO = 0x21000            # user, present, read-only, NX
+U_NX = 0x22000            # user, present, writable, NX
+NOT_PRESENT = 0x23000
+SUPERVISOR = 0x24000      # present, writable, supervisor only
+USTACK = 0x25000          # user stack page
+K_RO = 0x26000            # supervisor, read-only
+LAZY = 0x30000            # three pages, initially not present, mapped by the fault handler
+
+P, W, U = 1, 2, 4
+NX = 1 << 63
+KCS, KDS, UDS, UCS = 0x08, 0x10, 0x1B, 0x23
+
+
+# -- tiny assembler ---------------------------------------------------------------------------------
+def mov_rax(imm):
+    return b"\x48\xb8" + struct.pack("<Q", imm)
+
+
+def mov_rbx(imm):
+    return b"\x48\xbb" + struct.pack("<Q", imm)
+
+
+def mov_eax(imm):
+    return b"\xb8" + struct.pack("<I", imm)
+
+
+def mov_edi(imm):
+    return b"\xbf" + struct.pack("<I", imm)
+
+
+STORE_RAX_AT_RAX = b"\x48\x89\x00"      # mov [rax], rax
+LOAD_RBX_FROM_RAX = b"\x48\x8b\x18"     # mov rbx, [rax]
+STORE_RAX_AT_RBX = b"\x48\x89\x03"      # mov [rbx], rax
+JMP_RAX = b"\xff\xe0"
+SYSCALL = b"\x0f\x05"
+HLT = b"\xf4"
+UD2 = b"\x0f\x0b"
+IRETQ = b"\x48\xcf"
+SPIN = b"\xeb\xfe"                       # jmp $
+
+
+class Recorder:
+    """The exit handler: records every exit; policy per test through the attributes."""
+
+    def __init__(self):
+        self.syscalls = []
+        self.exceptions: list[Exit] = []
+        self.keep_running_syscall = None     # None: stop; else the value to return in rax
+        self.on_fault = None                 # callable(vcpu, exit) -> bool (resume?)
+
+    def on_syscall(self, vcpu):
+        self.syscalls.append(vcpu.syscall_args())
+        if self.keep_running_syscall is None:
+            return False
+        vcpu.set_rax(self.keep_running_syscall)
+        return True
+
+    def on_exception(self, vcpu, exit):
+        self.exceptions.append(exit)
+        return bool(self.on_fault and self.on_fault(vcpu, exit))
+
+    def on_hypercall(self, vcpu, exit):
+        return False
+
+
+class Machine:
+    def __init__(self, wp=True):
+        self.mem = GuestMemory(MEM)
+        part = self.mem.add_partition("all", 0, MEM)
+        self.handler = Recorder()
+        self.vcpu = Vcpu(0, self.mem, [part], self.handler)
+        m = self.mem
+        m.write_u64(PML4, PDPT | P | W | U)
+        m.write_u64(PDPT, PD | P | W | U)
+        m.write_u64(PD, PT | P | W | U)
+        for va in range(0, 0x20000, 0x1000):          # ring-0 low memory, identity mapped
+            self.map(va, P | W)
+        self.map(KCODE, P)
+        self.map(TRAMP, P)
+        self.map(K_RO, P | NX)
+        self.map(UCODE, P | U)
+        self.map(U_RO, P | U | NX)
+        self.map(U_NX, P | W | U | NX)
+        self.map(SUPERVISOR, P | W | NX)
+        self.map(USTACK, P | W | U | NX)
+        m.write_u64(PT + 8 * (NOT_PRESENT >> 12), 0)
+        for i in range(3):
+            m.write_u64(PT + 8 * ((LAZY >> 12) + i), 0)
+        m.write(GDT, struct.pack("<5Q", 0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF,
+                                 0x00CFF2000000FFFF, 0x00AFFA000000FFFF))
+        m.write(TRAMP, IRETQ)
+        v = self.vcpu
+        v.set_gdtr(GDT, 5 * 8 - 1)
+        v.set_reg("cr3", PML4)
+        v.set_reg("cr4", 0x20 | 0x200 | 0x400)           # PAE | OSFXSR | OSXMMEXCPT
+        v.set_msr(0xC000_0080, 0xD01)                     # EFER: SCE | LME | LMA | NXE
+        v.set_reg("cr0", 0x8000_0033 | (0x10000 if wp else 0))   # PG | (WP) | NE | ET | MP | PE
+        v.set_reg("cs", KCS)
+        v.set_reg("ss", KDS)
+        v.set_reg("rsp", KSTACK_TOP - 0x100)
+
+    def map(self, va, flags):
+        self.mem.write_u64(PT + 8 * (va >> 12), (va & ~0xFFF & ~NX) | flags)
+
+    def ring0(self, code: bytes):
+        self.mem.write(KCODE, code)
+        self.vcpu.set_reg("rip", KCODE)
+
+    def ring3(self, code: bytes):
+        """Enter `code` at UCODE in ring 3 through the iretq trampoline."""
+        self.mem.write(UCODE, code)
+        frame = struct.pack("<5Q", UCODE, UCS, 0x202, USTACK + 0xF00, UDS)
+        self.mem.write(KSTACK_TOP - len(frame), frame)
+        self.vcpu.set_regs({"rsp": KSTACK_TOP - len(frame), "rip": TRAMP})
+
+    def run(self) -> Exit:
+        return self.vcpu.run()
+
+
+@pytest.fixture
+def m():
+    return Machine()
+
+
+# -- syscall ---------------------------------------------------------------------------------------
+def test_syscall_exit_carries_arguments(m):
+    m.ring3(mov_eax(60) + mov_edi(7) + b"\x48\xc7\xc6\x2a\x00\x00\x00"    # mov rsi, 42
+            + b"\x49\xc7\xc2\x05\x00\x00\x00" + SYSCALL + SPIN)            # mov r10, 5
+    exit = m.run()
+    assert exit.kind == ExitKind.SYSCALL
+    assert len(m.handler.syscalls) == 1
+    nr, a0, a1, _a2, a3, *_ = m.handler.syscalls[0]
+    assert (nr, a0, a1, a3) == (60, 7, 42, 5)
+    assert m.vcpu.cpl() == 3
+
+
+def test_syscall_handled_in_place_returns_rax(m):
+    m.handler.keep_running_syscall = 0x1234
+    m.ring0(mov_eax(39) + SYSCALL + mov_rbx(KDATA) + STORE_RAX_AT_RBX + HLT)
+    exit = m.run()
+    assert exit.kind == ExitKind.HALT
+    assert [s[0] for s in m.handler.syscalls] == [39]
+    assert m.mem.read_u64(KDATA) == 0x1234
+
+
+def test_many_syscalls_in_a_loop(m):
+    """A syscall loop served inside the hook: every call is seen, none is lost."""
+    m.handler.keep_running_syscall = 0
+    # mov ecx, 100; loop: mov eax, 39; push rcx; syscall; pop rcx; dec ecx; jnz loop; hlt
+    body = mov_eax(39) + b"\x51" + SYSCALL + b"\x59" + b"\xff\xc9"
+    code = b"\xb9" + struct.pack("<I", 100) + body + b"\x75" + bytes([(-(len(body) + 2)) & 0xFF]) + HLT
+    m.ring0(code)
+    assert m.run().kind == ExitKind.HALT
+    assert len(m.handler.syscalls) == 100
+
+
+# -- page faults -----------------------------------------------------------------------------------
+def _pf(m, exit, cr2, error_code):
+    assert exit.kind == ExitKind.EXCEPTION, exit
+    assert exit.vector == PF, exit
+    assert exit.cr2 == cr2, f"CR2 {exit.cr2:#x}, expected {cr2:#x}"
+    assert exit.error_code == error_code, f"error code {exit.error_code:#x}, expected {error_code:#x}"
+
+
+def test_pf_ring0_write_not_present(m):
+    m.ring0(mov_rax(NOT_PRESENT + 8) + STORE_RAX_AT_RAX + HLT)
+    exit = m.run()
+    _pf(m, exit, NOT_PRESENT + 8, 0x2)
+    assert exit.rip == KCODE + 10, "RIP points at the faulting instruction (restartable)"
+
+
+def test_pf_ring0_write_read_only_with_wp(m):
+    """CR0.WP=1: a ring-0 write to a read-only page faults (protection, write: 0x3)."""
+    m.ring0(mov_rax(K_RO) + STORE_RAX_AT_RAX + HLT)
+    _pf(m, m.run(), K_RO, 0x3)
+
+
+def test_ring0_write_read_only_without_wp_succeeds():
+    m = Machine(wp=False)
+    m.ring0(mov_rax(K_RO) + STORE_RAX_AT_RAX + HLT)
+    assert m.run().kind == ExitKind.HALT
+    assert m.mem.read_u64(K_RO) == K_RO
+
+
+def test_pf_ring0_fetch_nx(m):
+    m.ring0(mov_rax(K_RO) + JMP_RAX)
+    _pf(m, m.run(), K_RO, 0x11)
+
+
+def test_pf_ring3_read_not_present(m):
+    m.ring3(mov_rax(NOT_PRESENT) + LOAD_RBX_FROM_RAX + SPIN)
+    _pf(m, m.run(), NOT_PRESENT, 0x4)
+
+
+def test_pf_ring3_write_not_present(m):
+    m.ring3(mov_rax(NOT_PRESENT + 0xFF8) + STORE_RAX_AT_RAX + SPIN)
+    _pf(m, m.run(), NOT_PRESENT + 0xFF8, 0x6)
+
+
+def test_pf_ring3_write_read_only(m):
+    m.ring3(mov_rax(U_RO + 0x10) + STORE_RAX_AT_RAX + SPIN)
+    _pf(m, m.run(), U_RO + 0x10, 0x7)
+
+
+def test_pf_ring3_read_supervisor_page(m):
+    m.ring3(mov_rax(SUPERVISOR) + LOAD_RBX_FROM_RAX + SPIN)
+    _pf(m, m.run(), SUPERVISOR, 0x5)
+
+
+def test_pf_ring3_fetch_nx(m):
+    m.ring3(mov_rax(U_NX) + JMP_RAX)
+    exit = m.run()
+    _pf(m, exit, U_NX, 0x15)
+    assert exit.rip == U_NX
+
+
+def test_pf_ring3_read_of_read_only_page_is_fine(m):
+    m.mem.write_u64(U_RO, 0xFEED)
+    # read it, hand the value to a syscall (mov rdi, rbx), spin
+    m.ring3(mov_rax(U_RO) + LOAD_RBX_FROM_RAX + b"\x48\x89\xdf" + mov_eax(1) + SYSCALL + SPIN)
+    assert m.run().kind == ExitKind.SYSCALL
+    assert m.handler.syscalls[0][:2] == (1, 0xFEED)
+
+
+def test_repeated_faults_resolved_in_place_stay_pf(m):
+    """unicorn#1883: after a hook-handled exception the next one must still be #PF, not #DF, and the
+    one after must not silently end emulation. The handler maps each page and resumes."""
+    def resolve(vcpu, exit):
+        if exit.vector == PF and LAZY <= exit.cr2 < LAZY + 0x3000:
+            m.map(exit.cr2 & ~0xFFF, P | W | U | NX)
+            vcpu.flush_tlb()
+            return True
+        return False
+    m.handler.on_fault = resolve
+    code = b""
+    for i in range(3):
+        code += mov_rax(LAZY + i * 0x1000 + 8) + STORE_RAX_AT_RAX
+    m.ring3(code + mov_eax(60) + SYSCALL + SPIN)
+    exit = m.run()
+    assert exit.kind == ExitKind.SYSCALL, exit
+    assert [(e.vector, e.cr2, e.error_code) for e in m.handler.exceptions] == \
+        [(PF, LAZY + i * 0x1000 + 8, 0x6) for i in range(3)]
+    for i in range(3):
+        assert m.mem.read_u64(LAZY + i * 0x1000 + 8) == LAZY + i * 0x1000 + 8
+
+
+def test_repeated_faults_across_runs_stay_pf(m):
+    """The same, when each fault stops the vCPU and the VMM resumes it with run()."""
+    code = b""
+    for i in range(3):
+        code += mov_rax(LAZY + i * 0x1000) + STORE_RAX_AT_RAX
+    m.ring3(code + mov_eax(60) + SYSCALL + SPIN)
+    for i in range(3):
+        exit = m.run()
+        _pf(m, exit, LAZY + i * 0x1000, 0x6)
+        m.map(LAZY + i * 0x1000, P | W | U | NX)
+        m.vcpu.flush_tlb()
+    assert m.run().kind == ExitKind.SYSCALL
+
+
+def test_many_faults_never_become_double_faults(m):
+    """Twenty faults in a row on the same unresolvable page, each a separate run()."""
+    m.ring3(mov_rax(NOT_PRESENT) + LOAD_RBX_FROM_RAX + SPIN)
+    for _ in range(20):
+        exit = m.run()
+        _pf(m, exit, NOT_PRESENT, 0x4)
+
+
+# -- hlt and invalid opcodes -----------------------------------------------------------------------
+def test_hlt_exit(m):
+    m.ring0(b"\x90\x90" + HLT + SPIN)
+    exit = m.run()
+    assert exit.kind == ExitKind.HALT
+    assert exit.rip == KCODE + 3, "RIP is past the hlt"
+
+
+def test_ud2_is_invalid_opcode(m):
+    m.ring0(b"\x90" + UD2 + HLT)
+    exit = m.run()
+    assert exit.kind == ExitKind.INVALID_OPCODE
+    assert exit.vector == UD
+    assert exit.rip == KCODE + 1
+
+
+def test_ud2_in_ring3(m):
+    m.ring3(UD2)
+    exit = m.run()
+    assert exit.kind == ExitKind.INVALID_OPCODE and exit.rip == UCODE
+
+
+def test_fault_then_invalid_opcode_then_syscall(m):
+    """Exits of different kinds in sequence on one vCPU keep their identity."""
+    m.ring3(mov_rax(NOT_PRESENT) + LOAD_RBX_FROM_RAX + UD2 + mov_eax(60) + SYSCALL + SPIN)
+    _pf(m, m.run(), NOT_PRESENT, 0x4)
+    m.vcpu.set_reg("rip", UCODE + 13)          # skip the load
+    assert m.run().kind == ExitKind.INVALID_OPCODE
+    m.vcpu.set_reg("rip", UCODE + 15)          # skip ud2
+    assert m.run().kind == ExitKind.SYSCALL
+    assert m.handler.syscalls[-1][0] == 60
+
+
+# -- registers ---------------------------------------------------------------------------------------
+def test_register_round_trip(m):
+    values = {"rax": 1, "rbx": 2, "rcx": 3, "rdx": 4, "rsi": 5, "rdi": 6, "rbp": 7, "r8": 8, "r9": 9,
+              "r10": 10, "r11": 11, "r12": 12, "r13": 13, "r14": 14, "r15": 2 ** 64 - 1}
+    m.vcpu.set_regs(values)
+    got = m.vcpu.regs(tuple(values))
+    assert got == values
+    m.vcpu.set_rax(-5)
+    assert m.vcpu.reg("rax") == 2 ** 64 - 5
