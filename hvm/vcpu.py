@@ -102,6 +102,7 @@ class Vcpu:
         self._scratch_ctx = self.uc.context_save()
         self._pending: Exit | None = None
         self._hook_error: BaseException | None = None
+        self.preempt_requested = False
         # The live register file in Unicorn's CPU state, when it can be located and proven
         # (unicorn_quirks.register_file_address); otherwise the (slower) API paths below.
         addr = unicorn_quirks.register_file_address(self.uc)
@@ -135,7 +136,13 @@ class Vcpu:
     def run(self) -> Exit:
         """Run from the current RIP until an exit the handler did not absorb."""
         self._pending = None
+        if self.preempt_requested:
+            self.preempt_requested = False
+            return Exit(ExitKind.BUDGET, rip=self.reg("rip"))
         rip = self.reg("rip")
+        # An exception can also be raised where no hook sees it (e.g. while a stopping vCPU
+        # translates the next block); leave none in flight from one run to the next.
+        self._clear_exception_state()
         try:
             self.uc.emu_start(rip, _END)
         except UcError as e:
@@ -151,7 +158,15 @@ class Vcpu:
             raise err
         if self._pending is not None:
             return self._pending
+        if self.preempt_requested:
+            self.preempt_requested = False
+            return Exit(ExitKind.BUDGET, rip=self.reg("rip"))
         return Exit(ExitKind.HALT, rip=self.reg("rip"))
+
+    def request_preempt(self) -> None:
+        """From any host thread: end the current run() with a BUDGET exit (time-slice end)."""
+        self.preempt_requested = True
+        self.uc.emu_stop()
 
     def stop(self, exit: Exit) -> None:
         """Called from inside a hook: end run() with `exit`."""
@@ -177,15 +192,22 @@ class Vcpu:
         except BaseException as e:
             self._fail(e)
 
+    def _clear_exception_state(self) -> int:
+        """The unicorn#1883 work-around, the one place it lives: Unicorn never clears the CPU's
+        `old_exception`, so the next exception would be promoted to #DF and the one after would
+        silently end emu_start. Clear it (through a context round trip) and return the pending
+        exception's error code, which Unicorn does not pass to the hook."""
+        ctx = self._scratch_ctx
+        uclib.uc_context_save(self._h, ctx.context)
+        base = ctx.context.value
+        error_code = ctypes.c_int32.from_address(base + self._error_code_off).value & 0xFFFF_FFFF
+        ctypes.c_int32.from_address(base + self._old_exception_off).value = -1
+        uclib.uc_context_restore(self._h, ctx.context)
+        return error_code
+
     def _on_intr(self, _uc, intno, _user) -> None:
         try:
-            ctx = self._scratch_ctx
-            uclib.uc_context_save(self._h, ctx.context)
-            base = ctx.context.value
-            error_code = ctypes.c_int32.from_address(base + self._error_code_off).value & 0xFFFF_FFFF
-            # unicorn#1883: clear old_exception so the next exception is not promoted to #DF.
-            ctypes.c_int32.from_address(base + self._old_exception_off).value = -1
-            uclib.uc_context_restore(self._h, ctx.context)
+            error_code = self._clear_exception_state()
             exit = Exit(ExitKind.BREAKPOINT if intno == BP else ExitKind.EXCEPTION,
                         rip=self.reg("rip"), vector=intno, error_code=error_code,
                         cr2=self.reg("cr2") if intno == PF else 0)
@@ -245,8 +267,12 @@ class Vcpu:
         return self.reg("cs") & 3
 
     # -- whole-state save/restore (thread switches) ------------------------------------------------
-    def save_context(self):
-        return self.uc.context_save()
+    def save_context(self, into=None):
+        """The whole CPU state; `into` reuses a context from an earlier save."""
+        if into is None:
+            return self.uc.context_save()
+        self.uc.context_update(into)
+        return into
 
     def restore_context(self, ctx) -> None:
         self.uc.context_restore(ctx)

@@ -19,8 +19,24 @@ class OpenFile:
     flags: int                    # O_* status flags at open (access mode, O_APPEND, O_NONBLOCK...)
     path: str = ""
     refs: int = 0
-    dir_entries: list | None = None   # getdents64 snapshot, taken at first call
-    dir_pos: int = 0
+    own_nonblock: bool = False    # the host fd is O_NONBLOCK for mvemu's sake (guest pipes)
+    _pollable: bool | None = None
+
+    @property
+    def pollable(self) -> bool:
+        """Can reading or writing it wait (a pipe, terminal, socket, device)? Regular files never do."""
+        if self._pollable is None:
+            import stat
+            try:
+                mode = os.fstat(self.host_fd).st_mode
+                self._pollable = not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+            except OSError:
+                self._pollable = False
+        return self._pollable
+
+    @property
+    def nonblocking(self) -> bool:
+        return bool(self.flags & os.O_NONBLOCK)
 
     def release(self) -> None:
         self.refs -= 1
@@ -40,6 +56,7 @@ class FdEntry:
 class FdTable:
     def __init__(self):
         self.entries: dict[int, FdEntry] = {}
+        self.users = 1                    # processes sharing this table (CLONE_FILES)
 
     def get(self, fd: int) -> OpenFile | None:
         e = self.entries.get(fd)
@@ -68,6 +85,10 @@ class FdTable:
         return True
 
     def close_all(self) -> None:
+        """A process using this table exits: the last one closes the files."""
+        self.users -= 1
+        if self.users > 0:
+            return
         for fd in list(self.entries):
             self.close(fd)
 

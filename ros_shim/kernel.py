@@ -1,8 +1,13 @@
-"""The ROS kernel: entry from vCPU exits (system calls, faults), processes, and user-mode entry.
+"""The ROS kernel: entry from vCPU exits (system calls, faults), processes, threads, scheduling.
 
 This is the guest OS of the ROS partition, modelled in Python: the VMM (`hvm`) hands it the exits
 of the ROS vCPU through the small `GuestOS` interface (`boot`, `on_syscall`, `on_exception`,
 `on_exit`, `finished`, `exit_status`); the ROS never reaches into VMM internals.
+
+The hot path is `on_syscall`, called from inside the vCPU's hook: it serves the call and lets the
+vCPU run on. Anything that changes which thread runs or rewrites a thread's registers wholesale
+(blocking, exit, signal delivery, exec, sigreturn, a time slice ending) sets `need_resched` and
+stops the vCPU; `on_exit` then does that work with the vCPU at rest, in `reschedule`.
 """
 from __future__ import annotations
 
@@ -12,27 +17,30 @@ import random
 import signal as host_signal
 import struct
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hvm.memory import PAGE_SIZE, GuestMemory, Partition
 from hvm.vcpu import BP, DE, GP, PF, UD, Exit, ExitKind, Vcpu
 
-from . import layout, loader
-from .files import FdTable, OpenFile, stdio_table
+from . import layout, loader, signals
+from .files import stdio_table
 from .mm import PF_I, PF_W, AddressSpace, TlbHooks
-from .paging import PTE_NX, PTE_P, PTE_W, FrameAllocator, OutOfMemory
-from .process import Process, Thread
+from .paging import PTE_NX, PTE_P, PTE_W, FrameAllocator, OutOfMemory, PageTable
+from .process import BLOCKED, DEAD, RUNNABLE, STOPPED, Process, Thread, Wait
+from .sched import Scheduler, Watchdog, now_ns
+from .signals import SigInfo
 from .syscalls import table
 from .syscalls.table import NORETURN, TABLE
 
 # Import the syscall families so that they register themselves in TABLE.
-from .syscalls import fs, futex, mm as sys_mm, proc, time as sys_time  # noqa: F401,E402
+from .syscalls import fs, futex, mm as sys_mm, proc, signal as sys_signal, task, time as sys_time  # noqa: F401,E402
 
-SIGNAL_NAMES = {s.value: s.name for s in host_signal.Signals}
-_EXCEPTION_SIGNALS = {DE: host_signal.SIGFPE, 1: host_signal.SIGTRAP, BP: host_signal.SIGTRAP,
-                      UD: host_signal.SIGILL, GP: host_signal.SIGSEGV, PF: host_signal.SIGSEGV,
-                      16: host_signal.SIGFPE, 17: host_signal.SIGBUS, 19: host_signal.SIGFPE}
+BLOCK = object()            # a syscall handler's answer: the thread blocked (t.wait says on what)
 FIRST_PID = 1000
+_EXCEPTION_SIGNALS = {DE: (signals.SIGFPE, 1), 1: (signals.SIGTRAP, 1), BP: (signals.SIGTRAP, signals.SI_KERNEL),
+                      UD: (signals.SIGILL, 2), GP: (signals.SIGSEGV, signals.SI_KERNEL),
+                      16: (signals.SIGFPE, 0), 17: (signals.SIGBUS, 1), 19: (signals.SIGFPE, 0)}
+_FORWARDED_HOST_SIGNALS = (host_signal.SIGINT, host_signal.SIGTERM, host_signal.SIGHUP, host_signal.SIGQUIT)
 
 
 @dataclass
@@ -60,17 +68,24 @@ class RosKernel:
         self.vcpus: list[Vcpu] = []
         self.tlb = TlbHooks(flush_tlb=self._flush_tlbs, flush_code=self._flush_code)
         self.processes: dict[int, Process] = {}
+        self.sched = Scheduler()
         self.current: Thread | None = None
+        self.need_resched = False
+        self.slice_over = False
         self.next_pid = FIRST_PID
+        self.init: Process | None = None        # the first process: its status is mvemu's
         self.finished = False
         self.exit_status = 0
-        self.reported_nosys: set[int] = set()
+        self.reported: set = set()
+        self.uid = os.getuid()
+        self.host_signals: list[int] = []
+        self.watchdog: Watchdog | None = None
         self._kernel_pml4e = self._build_kernel_pages()
+        self.zero_page = self.frames.alloc()        # the shared zero page (never freed)
 
     # -- kernel half of every address space -------------------------------------------------------
     def _build_kernel_pages(self) -> int:
         """GDT, ring-3 entry trampoline and a kernel stack, mapped supervisor-only in PML4 slot 511."""
-        from .paging import PageTable
         scratch = PageTable(self.mem, self.frames)
         gdt, tramp, kstack = (self.frames.alloc() for _ in range(3))
         descriptors = [0, 0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF,   # null, -, kernel CS 0x10, DS 0x18
@@ -85,9 +100,6 @@ class RosKernel:
         return self.mem.read_u64(scratch.pml4 + 8 * 511)
 
     # -- vCPUs ------------------------------------------------------------------------------------
-    def attach(self, vcpu: Vcpu) -> None:
-        self.vcpus.append(vcpu)
-
     def _flush_tlbs(self) -> None:
         for v in self.vcpus:
             v.flush_tlb()
@@ -96,42 +108,50 @@ class RosKernel:
         for v in self.vcpus:
             v.flush_code()
 
+    def wants_cpu(self) -> bool:
+        """For the watchdog: should the running thread give up the CPU at the end of its slice?"""
+        if self.sched.runq or self.host_signals:
+            return True
+        deadline = self.sched.next_deadline(self._next_itimer())
+        return deadline is not None and now_ns() >= deadline
+
     # -- processes --------------------------------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
-        return AddressSpace(self.mem, self.frames, self._kernel_pml4e, self.tlb)
+        return AddressSpace(self.mem, self.frames, self._kernel_pml4e, self.tlb, self.zero_page)
 
     def spawn(self, path: str, argv: list[bytes], envp: list[bytes]) -> Process:
         """Create the first process running `path` (raises loader.ExecError for unrunnable files)."""
         image = loader.read_elf(path)
-        pid = self._alloc_pid()
+        pid = self.alloc_pid()
         proc = Process(pid=pid, ppid=1, mm=self.new_address_space(), fds=stdio_table(),
                        cwd_fd=os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC),
-                       pgid=pid, sid=pid)
+                       pgid=pid, sid=pid, umask=_host_umask())
         thread = Thread(tid=pid, proc=proc)
         proc.threads.append(thread)
         self.processes[pid] = proc
-        self._exec_into(thread, image, argv, envp, path.encode())
+        self.init = proc
+        self.exec_image(thread, image, argv, envp, path.encode())
         self.current = thread
         return proc
 
-    def _alloc_pid(self) -> int:
+    def alloc_pid(self) -> int:
         pid = self.next_pid
         self.next_pid += 1
         return pid
 
-    def _exec_into(self, t: Thread, image: loader.ElfImage, argv, envp, execfn: bytes) -> None:
+    def exec_image(self, t: Thread, image: loader.ElfImage, argv, envp, execfn: bytes) -> None:
         proc = t.proc
         loaded = loader.load_image(proc.mm, image)
         ids = (os.getuid(), os.geteuid(), os.getgid(), os.getegid())
         sp = loader.build_stack(proc.mm, loaded, argv, envp, execfn, self.rng.randbytes(16), ids)
         proc.exe = os.path.abspath(image.path)
         proc.comm = os.path.basename(image.path)[:15]
-        t.context = ("entry", loaded.entry, sp)
+        t.entry = (loaded.entry, sp)
 
     # -- the GuestOS interface --------------------------------------------------------------------
     def boot(self, vcpu: Vcpu) -> None:
-        """Put `vcpu` in the ROS kernel's CPU state and enter the current thread in ring 3."""
-        self.attach(vcpu)
+        """Put `vcpu` in the ROS kernel's CPU state (ring 0) and enter the first thread in ring 3."""
+        self.vcpus.append(vcpu)
         vcpu.set_gdtr(layout.KERNEL_GDT, self.gdt_limit)
         vcpu.set_reg("cr3", self.current.proc.mm.cr3)
         vcpu.set_reg("cr4", 0x20 | 0x200 | 0x400)          # PAE | OSFXSR | OSXMMEXCPT
@@ -139,11 +159,18 @@ class RosKernel:
         vcpu.set_reg("cr0", 0x8005_0033)                  # PG | AM | WP | NE | ET | MP | PE
         vcpu.set_reg("cs", layout.KERNEL_CS)
         vcpu.set_reg("ss", layout.KERNEL_DS)
-        self._enter_user(vcpu, self.current)
+        self.kernel_ctx = vcpu.save_context()             # ring 0: where every fresh entry starts
+        self.watchdog = Watchdog(self)
+        self._install_host_signal_handlers()
+        self._resume(vcpu, self.current)
 
     def _enter_user(self, vcpu: Vcpu, t: Thread) -> None:
-        _, entry, sp = t.context
-        t.context = None
+        """Start `t` at its ELF entry in ring 3: through the `iretq` trampoline, as a kernel would."""
+        entry, sp = t.entry
+        t.entry = None
+        vcpu.restore_context(self.kernel_ctx)
+        vcpu.set_reg("cr3", t.proc.mm.cr3)
+        vcpu.flush_tlb()
         frame = struct.pack("<5Q", entry, layout.USER_CS, 0x202, sp, layout.USER_DS)
         self.mem.write(self.kstack_pa + PAGE_SIZE - len(frame), frame)
         vcpu.set_regs({"rsp": layout.KERNEL_STACK_TOP - len(frame), "rip": layout.KERNEL_TRAMPOLINE,
@@ -151,6 +178,7 @@ class RosKernel:
         for r in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12",
                   "r13", "r14", "r15"):
             vcpu.set_reg(r, 0)
+        signals.restore_fpstate(vcpu.uc, signals.INITIAL_FPSTATE)
 
     def on_syscall(self, vcpu: Vcpu) -> bool:
         """The hot path: one register-file read, one table lookup, one register write."""
@@ -162,18 +190,32 @@ class RosKernel:
         except OutOfMemory:
             ret = -errno.ENOMEM
         if self.trace:
-            self.log_line(f"[pid {t.tid}] " + table.format_call(self, t, entry, nr, (a0, a1, a2, a3, a4, a5), ret))
+            self._trace(t, entry, nr, (a0, a1, a2, a3, a4, a5), ret)
+        if ret is BLOCK:
+            t.wait.nr = nr
+            self.need_resched = True
+            return False
         if ret is NORETURN:
+            self.need_resched = True
             return False
         vcpu.set_rax(ret)
+        if self.need_resched or (isinstance(ret, int) and -520 < ret < -500):
+            t.restart_nr = nr
+            self.need_resched = True
+            return False
         return True
+
+    def _trace(self, t, entry, nr, args, ret) -> None:
+        if ret is BLOCK:
+            return                      # the call is shown when it completes (after its restart)
+        self.log_line(f"[pid {t.tid}] " + table.format_call(self, t, entry, nr, args, ret))
 
     def _nosys(self, nr: int) -> int:
         """ENOSYS. For a number Linux has too, that is mvemu's gap: say so once; for a number Linux
         does not have, ENOSYS is exactly Linux's answer and there is nothing to report."""
-        if nr in table.NAMES and nr not in self.reported_nosys:
-            self.reported_nosys.add(nr)
-            self.log_line(f"mvemu: unimplemented system call {table.name_of(nr)} ({nr}): returning -ENOSYS")
+        if nr in table.NAMES:
+            self.report_once(("nosys", nr), f"mvemu: unimplemented system call {table.name_of(nr)} "
+                                            f"({nr}): returning -ENOSYS")
         return -errno.ENOSYS
 
     def on_exception(self, vcpu: Vcpu, exit: Exit) -> bool:
@@ -182,78 +224,419 @@ class RosKernel:
                 if self.current.proc.mm.fault(exit.cr2, exit.error_code):
                     return True
             except OutOfMemory:
-                self.kill(self.current.proc, host_signal.SIGKILL, "out of guest memory (raise --mem)")
-                return False
+                pass
         return False        # anything else stops the vCPU and comes back through on_exit
 
     def on_exit(self, vcpu: Vcpu, exit: Exit) -> None:
-        """An exit that stopped the vCPU."""
-        if self.finished or (self.current and not self.current.alive):
-            self.finished = True
-            return
+        """An exit that stopped the vCPU: turn faults into signals, then decide who runs next."""
+        t = self.current
         kind = exit.kind
-        if kind in (ExitKind.EXCEPTION, ExitKind.BREAKPOINT, ExitKind.INVALID_OPCODE, ExitKind.HALT,
-                    ExitKind.HYPERCALL, ExitKind.MEMORY_ERROR):
-            self._fatal_fault(vcpu, exit)
-        if not self.current.alive:
-            self.finished = True
-
-    def _fatal_fault(self, vcpu: Vcpu, exit: Exit) -> None:
-        if exit.kind == ExitKind.INVALID_OPCODE:
-            sig, what = host_signal.SIGILL, f"illegal instruction at rip {exit.rip:#x}"
-        elif exit.kind in (ExitKind.HALT, ExitKind.HYPERCALL):
-            sig, what = host_signal.SIGSEGV, f"privileged instruction (general protection) at rip {exit.rip:#x}"
-        elif exit.kind == ExitKind.MEMORY_ERROR:
-            sig, what = host_signal.SIGBUS, f"machine error at rip {exit.rip:#x}: {exit.detail}"
+        if kind is ExitKind.SYSCALL:
+            if t is not None and t.state == BLOCKED:
+                # Re-execute the syscall when the thread wakes: back up over `syscall` (rax = nr).
+                vcpu.set_reg("rip", vcpu.reg("rip") - 2)
+                vcpu.set_rax(t.wait.nr)
+            elif t is not None and t.deferred == "sigreturn":
+                t.deferred = None
+                if not self.sigreturn(vcpu, t):
+                    t.fault_text = "bad signal frame in rt_sigreturn"
+                    self.force_signal(t, SigInfo(signals.SIGSEGV, signals.SI_KERNEL))
+        elif kind is ExitKind.BUDGET:
+            self.slice_over = True
         else:
-            sig = _EXCEPTION_SIGNALS.get(exit.vector, host_signal.SIGSEGV)
-            if exit.vector == PF:
-                ec = exit.error_code
-                access = "execute" if ec & PF_I else "write" if ec & PF_W else "read"
-                vma = self.current.proc.mm.find(exit.cr2)
-                why = f"not permitted by the mapping's protection {_prot_str(vma.prot)}" if vma else "unmapped address"
-                what = f"invalid {access} at {exit.cr2:#x} ({why}), rip {exit.rip:#x}"
-            elif exit.vector == BP:
+            self._fault_signal(vcpu, t, exit)
+        self.need_resched = False
+        self.reschedule(vcpu)
+
+    def _fault_signal(self, vcpu: Vcpu, t: Thread, exit: Exit) -> None:
+        """A CPU exception the ROS did not resolve becomes a signal to the thread, as on Linux."""
+        if exit.kind is ExitKind.INVALID_OPCODE:
+            sig, code, addr, what = signals.SIGILL, 2, exit.rip, f"illegal instruction at rip {exit.rip:#x}"
+        elif exit.kind in (ExitKind.HALT, ExitKind.HYPERCALL):
+            sig, code, addr, what = signals.SIGSEGV, signals.SI_KERNEL, 0, \
+                f"privileged instruction (general protection) at rip {exit.rip:#x}"
+        elif exit.kind is ExitKind.MEMORY_ERROR:
+            sig, code, addr, what = signals.SIGBUS, 2, 0, f"machine error at rip {exit.rip:#x}: {exit.detail}"
+        elif exit.vector == PF:
+            ec = exit.error_code
+            access = "execute" if ec & PF_I else "write" if ec & PF_W else "read"
+            vma = t.proc.mm.find(exit.cr2)
+            sig, addr = signals.SIGSEGV, exit.cr2
+            code = 2 if vma else 1                          # SEGV_ACCERR / SEGV_MAPERR
+            why = f"not permitted by the mapping's protection {_prot_str(vma.prot)}" if vma else "unmapped address"
+            what = f"invalid {access} at {exit.cr2:#x} ({why}), rip {exit.rip:#x}"
+        else:
+            sig, code = _EXCEPTION_SIGNALS.get(exit.vector, (signals.SIGSEGV, signals.SI_KERNEL))
+            addr = exit.rip
+            if exit.vector == BP:
                 what = f"breakpoint trap (int3) at rip {exit.rip:#x}"
+                vcpu.set_reg("rip", exit.rip + 1) if vcpu.reg("rip") == exit.rip else None
             elif exit.vector == DE:
                 what = f"divide error at rip {exit.rip:#x}"
             else:
                 what = f"exception {exit.vector} (error code {exit.error_code:#x}) at rip {exit.rip:#x}"
-        self.kill(self.current.proc, sig, what)
+        t.fault_text = what
+        self.force_signal(t, SigInfo(sig, code, addr=addr))
 
-    # -- process death ------------------------------------------------------------------------------
-    def kill(self, proc: Process, sig: int, what: str = "") -> None:
-        """Terminate `proc` by signal `sig` (default action), printing one line as mvemu."""
-        name = SIGNAL_NAMES.get(sig, f"signal {sig}")
-        if sig not in (host_signal.SIGPIPE, host_signal.SIGINT):    # shells are silent about these too
-            self.log_line(f"mvemu: {proc.comm}: killed by {name}" + (f": {what}" if what else ""))
-        self.exit_process(proc, 128 + sig, status_word=sig)
+    # -- scheduling -------------------------------------------------------------------------------
+    def reschedule(self, vcpu: Vcpu) -> None:
+        """Pick the thread to run next and make the vCPU hold its state (or finish the machine)."""
+        while not self.finished:
+            if self.host_signals:
+                self._forward_host_signals()
+            self._check_timers()
+            if self.sched.blocked and any(w.wait and w.wait.kind == "fd" for w in self.sched.blocked):
+                self.sched.poll_events(0, -1)
+            t = self.current
+            if t is not None and t.state == RUNNABLE:
+                if self.slice_over and self.sched.runq:
+                    self.slice_over = False
+                    self._switch(vcpu, self.sched.pick())
+                    continue
+                if self._deliver_signals(vcpu, t) and t.state == RUNNABLE:
+                    self._resume(vcpu, t)
+                    return
+                continue
+            nxt = self.sched.pick()
+            if nxt is not None:
+                self._switch(vcpu, nxt)
+                continue
+            if not any(th.state in (RUNNABLE, BLOCKED, STOPPED) for p in self.processes.values()
+                       for th in p.threads):
+                self.finished = True
+                return
+            deadline = self.sched.next_deadline(self._next_itimer())
+            timeout = None if deadline is None else max(0, deadline - now_ns())
+            self.watchdog.running = None
+            self.sched.poll_events(timeout, self.watchdog.wakeup_r)
+
+    def _switch(self, vcpu: Vcpu, nxt: Thread) -> None:
+        old = self.current
+        if old is not None and old is not nxt and old.state != DEAD and old.entry is None:
+            old.ctx = vcpu.save_context(old.ctx)
+            if old.state == RUNNABLE:
+                self.sched.runq.append(old)
+        if nxt.entry is None and nxt is not old:
+            vcpu.restore_context(nxt.ctx)
+            # A saved context cannot carry a CR3 change (writing CR3 into a context blob would run
+            # the TLB flush on no CPU), so the address space is always loaded here.
+            vcpu.set_reg("cr3", nxt.proc.mm.cr3)
+        self.current = nxt
+
+    def _resume(self, vcpu: Vcpu, t: Thread) -> None:
+        if t.entry is not None:
+            self._enter_user(vcpu, t)
+        self.watchdog.slice_start = _monotonic()
+        self.watchdog.running = vcpu
+
+    # -- blocking ---------------------------------------------------------------------------------
+    def block(self, t: Thread, wait: Wait):
+        """Block `t` (the syscall re-runs when it wakes); a handler returns what this returns."""
+        self.sched.block(t, wait)
+        return BLOCK
+
+    @staticmethod
+    def resume_wait(t: Thread, kind: str) -> Wait | None:
+        """In a re-run syscall: the wait it blocked on (woken / timed out / interrupted), once."""
+        w, t.wait = t.wait, None
+        return w if w is not None and w.kind == kind else None
+
+    # -- signals ----------------------------------------------------------------------------------
+    def post_signal(self, proc: Process, info: SigInfo, thread: Thread | None = None) -> None:
+        """Queue a signal for a process (or one of its threads) and wake whoever can take it."""
+        sig = info.signo
+        if proc.zombie or not proc.live_threads:
+            return
+        handler = proc.sig.get(sig)[0]
+        if sig == signals.SIGCONT:
+            self._continue(proc)
+        if handler == signals.SIG_IGN and sig != signals.SIGKILL or \
+                (handler == signals.SIG_DFL and signals.default_action(sig) == "ignore"):
+            return
+        if sig in (signals.SIGSTOP, signals.SIGTSTP, signals.SIGTTIN, signals.SIGTTOU):
+            proc.pending &= ~signals.bit(signals.SIGCONT)
+        if thread is not None:
+            thread.pending |= signals.bit(sig)
+            thread.siginfo.setdefault(sig, info)
+            targets = [thread]
+        else:
+            proc.pending |= signals.bit(sig)
+            proc.siginfo.setdefault(sig, info)
+            targets = proc.live_threads
+        for t in targets:
+            if sig == signals.SIGKILL or not t.sigmask & signals.bit(sig):
+                if t.state == BLOCKED:
+                    self.sched.wake(t, interrupted=True)
+                if t is self.current:
+                    self.need_resched = True
+                    if self.watchdog and self.watchdog.running:
+                        self.watchdog.running.request_preempt()
+                break
+
+    def force_signal(self, t: Thread, info: SigInfo) -> None:
+        """A synchronous fault signal: if blocked or ignored, the default action (death) applies."""
+        sig = info.signo
+        handler = t.proc.sig.get(sig)[0]
+        if t.sigmask & signals.bit(sig) or handler == signals.SIG_IGN:
+            t.proc.sig.table.pop(sig, None)
+            t.sigmask &= ~signals.bit(sig)
+        t.pending |= signals.bit(sig)
+        t.siginfo[sig] = info
+
+    def _deliver_signals(self, vcpu: Vcpu, t: Thread) -> bool:
+        """Run the actions of t's deliverable pending signals. False if t stopped running."""
+        proc = t.proc
+        if t.wait is not None:
+            # t woke from a blocked syscall that has not re-run yet: it must first return its
+            # (interrupted) result, and delivery happens on that syscall's way out, as on Linux.
+            return True
+        rax = vcpu.reg("rax") if getattr(t, "restart_nr", None) is not None else 0
+        restart_code = rax - (1 << 64) if rax >> 63 else rax
+        delivered_handler = False
+        while True:
+            ready = (t.pending | proc.pending) & ~(t.sigmask & ~signals.UNBLOCKABLE)
+            if not ready:
+                break
+            sig = (ready & -ready).bit_length()
+            if t.pending & signals.bit(sig):
+                t.pending &= ~signals.bit(sig)
+                info = t.siginfo.pop(sig, SigInfo(sig))
+            else:
+                proc.pending &= ~signals.bit(sig)
+                info = proc.siginfo.pop(sig, SigInfo(sig))
+            handler, flags, restorer, mask = proc.sig.get(sig)
+            if sig == signals.SIGKILL or handler == signals.SIG_DFL:
+                action = "term" if sig == signals.SIGKILL else signals.default_action(sig)
+                if action == "ignore":
+                    continue
+                if action == "stop":
+                    self._stop(proc, sig)
+                    return False
+                self.kill_process(proc, sig, getattr(t, "fault_text", ""), core=action == "core")
+                return False
+            if handler == signals.SIG_IGN:
+                continue
+            if not delivered_handler and restart_code in signals.RESTART_CODES:
+                if restart_code == -signals.ERESTARTNOINTR or \
+                        (restart_code == -signals.ERESTARTSYS and flags & signals.SA_RESTART):
+                    vcpu.set_reg("rip", vcpu.reg("rip") - 2)
+                    vcpu.set_rax(t.restart_nr)
+                else:
+                    vcpu.set_rax(-errno.EINTR)
+                    t.restart_deadline = None
+            if not self._setup_frame(vcpu, t, sig, info, handler, flags, restorer, mask):
+                return False
+            delivered_handler = True
+            if flags & signals.SA_RESETHAND:
+                proc.sig.table.pop(sig, None)
+        if not delivered_handler and restart_code in signals.RESTART_CODES:
+            vcpu.set_reg("rip", vcpu.reg("rip") - 2)         # nothing ran: restart transparently
+            vcpu.set_rax(t.restart_nr)
+        t.restart_nr = None
+        if not delivered_handler and t.saved_sigmask is not None:
+            t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+        return True
+
+    def _setup_frame(self, vcpu, t, sig, info, handler, flags, restorer, mask) -> bool:
+        regs = vcpu.regs()
+        regs["cr2"] = info.addr if sig == signals.SIGSEGV else 0
+        sp = regs["rsp"]
+        ss_sp, ss_flags, ss_size = t.altstack
+        on_alt = ss_size and ss_sp <= sp < ss_sp + ss_size
+        if flags & signals.SA_ONSTACK and not ss_flags & signals.SS_DISABLE and not on_alt:
+            sp = ss_sp + ss_size
+        else:
+            sp -= 128                                          # skip the red zone
+        old_mask = t.saved_sigmask if t.saved_sigmask is not None else t.sigmask
+        t.saved_sigmask = None
+        altstack = (ss_sp, ss_flags | (signals.SS_ONSTACK if on_alt else 0), ss_size)
+        frame, blob, _ = signals.build_frame(regs, signals.save_fpstate(vcpu.uc), info, old_mask,
+                                             altstack, restorer, sp)
+        if not t.proc.mm.write(frame, blob):
+            t.fault_text = f"cannot write a signal frame for {signals.name(sig)} at {frame:#x}"
+            self.kill_process(t.proc, signals.SIGSEGV, t.fault_text, core=True)
+            return False
+        vcpu.set_regs({"rsp": frame, "rip": handler, "rdi": sig, "rsi": frame + 8 + signals.UCONTEXT_SIZE,
+                       "rdx": frame + 8, "rax": 0, "rflags": regs["rflags"] & ~0x50500})
+        t.sigmask |= mask | (0 if flags & signals.SA_NODEFER else signals.bit(sig))
+        t.sigmask &= ~signals.UNBLOCKABLE
+        return True
+
+    def sigreturn(self, vcpu: Vcpu, t: Thread) -> bool:
+        """rt_sigreturn: restore the context saved in the frame at rsp - 8 (the restorer popped it)."""
+        uc_addr = vcpu.reg("rsp")
+        raw = t.proc.mm.read(uc_addr, signals.UCONTEXT_SIZE)
+        if raw is None:
+            return False
+        regs, mask, fp_addr = signals.parse_ucontext(raw)
+        fp = t.proc.mm.read(fp_addr, signals.FPSTATE_SIZE) if fp_addr else None
+        cur = vcpu.reg("rflags")
+        regs["rflags"] = (cur & ~signals.FIX_EFLAGS) | (regs["rflags"] & signals.FIX_EFLAGS)
+        vcpu.set_regs(regs)
+        if fp is not None:
+            signals.restore_fpstate(vcpu.uc, fp)
+        t.sigmask = mask & ~signals.UNBLOCKABLE
+        return True
+
+    def _stop(self, proc: Process, sig: int) -> None:
+        proc.stopped = True
+        proc.reported_stop = False
+        for th in proc.live_threads:
+            if th.state == RUNNABLE:
+                th.state = STOPPED
+                self.sched.remove(th)
+            elif th.state == BLOCKED:
+                th.stopped_while_blocked = True
+        self._notify_parent(proc, signals.CLD_STOPPED, sig)
+
+    def _continue(self, proc: Process) -> None:
+        if not proc.stopped:
+            return
+        proc.stopped = False
+        proc.continued = True
+        for th in proc.threads:
+            if th.state == STOPPED:
+                self.sched.make_runnable(th)
+        self._notify_parent(proc, signals.CLD_CONTINUED, signals.SIGCONT)
+
+    # -- timers -----------------------------------------------------------------------------------
+    def _next_itimer(self) -> int | None:
+        due = [p.itimer[0] for p in self.processes.values() if p.itimer and not p.zombie]
+        return min(due) if due else None
+
+    def _check_timers(self) -> None:
+        now = now_ns()
+        for p in list(self.processes.values()):
+            if p.itimer and not p.zombie and now >= p.itimer[0]:
+                expiry, interval = p.itimer
+                p.itimer = (expiry + interval * max(1, (now - expiry) // interval + 1), interval) if interval else None
+                self.post_signal(p, SigInfo(signals.SIGALRM, signals.SI_KERNEL))
+        for t in list(self.sched.blocked):
+            if t.wait and t.wait.deadline is not None and now >= t.wait.deadline:
+                self.sched.wake(t, timed_out=True)
+
+    # -- host signals (Ctrl-C) --------------------------------------------------------------------
+    def _install_host_signal_handlers(self) -> None:
+        def handler(signum, _frame):
+            self.host_signals.append(signum)
+            self.need_resched = True
+        try:
+            for s in _FORWARDED_HOST_SIGNALS:
+                host_signal.signal(s, handler)
+            host_signal.set_wakeup_fd(self.watchdog.wakeup_w, warn_on_full_buffer=False)
+        except ValueError:                    # not the main thread (embedded use): no forwarding
+            pass
+
+    def _forward_host_signals(self) -> None:
+        """A signal mvemu received (Ctrl-C in the terminal) goes to the guest's foreground group."""
+        sigs, self.host_signals = self.host_signals, []
+        try:
+            while os.read(self.watchdog.wakeup_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        for s in sigs:
+            for p in list(self.processes.values()):
+                if p.pgid == self.init.pgid and not p.zombie:
+                    self.post_signal(p, SigInfo(s, signals.SI_KERNEL))
+
+    # -- process death ----------------------------------------------------------------------------
+    def kill_process(self, proc: Process, sig: int, what: str = "", core: bool = False) -> None:
+        """Terminate `proc` by signal `sig` (default action)."""
+        if proc is self.init and sig not in (signals.SIGPIPE, signals.SIGINT):  # shells are silent about these
+            self.log_line(f"mvemu: {proc.comm}: killed by {signals.name(sig)}" + (f": {what}" if what else ""))
+        self.exit_process(proc, 128 + sig, status_word=sig | (0x80 if core else 0))
+
+    def exit_thread(self, t: Thread, code: int) -> None:
+        """exit(2): one thread ends; the last one ends the process."""
+        proc = t.proc
+        if len(proc.live_threads) <= 1:
+            self.exit_process(proc, code)
+            return
+        self._thread_gone(t)
+
+    def _thread_gone(self, t: Thread) -> None:
+        t.state = DEAD
+        self.sched.remove(t)
+        if t.clear_child_tid:
+            if t.proc.mm.write(t.clear_child_tid, b"\0\0\0\0"):
+                futex.wake(self, t.proc.mm, t.clear_child_tid, 1)
+        if t.ctx is not None:
+            t.ctx = None
 
     def exit_process(self, proc: Process, code: int, status_word: int | None = None) -> None:
-        proc.exit_status = status_word if status_word is not None else (code & 0xFF) << 8
+        if proc.zombie:
+            return
         for th in proc.threads:
-            th.alive = False
+            if th.state != DEAD:
+                self._thread_gone(th)
+        proc.exit_status = status_word if status_word is not None else (code & 0xFF) << 8
         proc.fds.close_all()
         proc.mm.destroy()
         try:
             os.close(proc.cwd_fd)
         except OSError:
             pass
-        if proc.pid == FIRST_PID:
+        if proc.vfork_parent is not None:
+            self.sched.wake(proc.vfork_parent, woken=True)
+            proc.vfork_parent = None
+        for child in proc.children:                  # orphans go to init (reaped automatically)
+            child.parent = None
+            child.ppid = 1
+            if child.zombie:
+                self.processes.pop(child.pid, None)
+        proc.children = []
+        if proc is self.init:
             self.exit_status = code & 0xFF if status_word is None else code
             self.finished = True
+            return
+        self._notify_parent(proc, signals.CLD_KILLED if status_word is not None else signals.CLD_EXITED,
+                            (status_word & 0x7F) if status_word is not None else code & 0xFF)
 
+    def _notify_parent(self, proc: Process, why: int, status: int) -> None:
+        parent = proc.parent
+        if parent is None or parent.zombie:
+            if proc.zombie:
+                self.processes.pop(proc.pid, None)
+            return
+        handler, flags, _, _ = parent.sig.get(signals.SIGCHLD)
+        if proc.zombie and (handler == signals.SIG_IGN or flags & signals.SA_NOCLDWAIT):
+            parent.children.remove(proc)             # auto-reap
+            self.processes.pop(proc.pid, None)
+        elif why != signals.CLD_STOPPED or not flags & signals.SA_NOCLDSTOP:
+            if proc.exit_signal:
+                self.post_signal(parent, SigInfo(proc.exit_signal, why, pid=proc.pid, uid=os.getuid(),
+                                                 status=status))
+        for t in parent.threads:                     # wake wait4/waitid
+            if t.state == BLOCKED and t.wait and t.wait.kind == "child":
+                self.sched.wake(t, woken=True)
+
+    # -- messages ---------------------------------------------------------------------------------
     def report_once(self, key, text: str) -> None:
-        if key not in self.reported_nosys:
-            self.reported_nosys.add(key)
+        if key not in self.reported:
+            self.reported.add(key)
             self.log_line(text)
 
     def sigpipe(self, t: Thread):
-        """A write to a pipe with no reader: SIGPIPE, then EPIPE if the signal did not kill."""
-        from .syscalls.proc import send_signal
-        r = send_signal(self, t, t.proc, host_signal.SIGPIPE)
-        return r if r is NORETURN else -errno.EPIPE
+        """A write to a pipe with no reader: SIGPIPE to the thread, and EPIPE."""
+        self.post_signal(t.proc, SigInfo(signals.SIGPIPE, signals.SI_USER, pid=t.proc.pid), thread=t)
+        return -errno.EPIPE
 
     def log_line(self, text: str) -> None:
         self.log.write(text + "\n")
         self.log.flush()
+
+    def shutdown(self) -> None:
+        if self.watchdog:
+            self.watchdog.close()
+
+
+def _host_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _monotonic() -> float:
+    import time
+    return time.monotonic()

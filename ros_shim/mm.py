@@ -49,10 +49,44 @@ class BytesBacking(Backing):
         return self.data[offset:end] if end > offset else b""
 
 
+class SharedPages:
+    """The frames of a MAP_SHARED mapping, by page offset: every process mapping it (after fork)
+    finds the same frame, as with Linux's page cache / shmem."""
+
+    def __init__(self):
+        self.pages: dict[int, int] = {}
+        self.frames: FrameAllocator | None = None
+
+    def __del__(self):
+        if self.frames is not None:
+            for pa in self.pages.values():
+                self.frames.put(pa)
+
+    def frame(self, offset: int, frames: "FrameAllocator", fill) -> int:
+        self.frames = frames
+        pa = self.pages.get(offset)
+        if pa is None:
+            pa = frames.alloc(zero=False)
+            fill(pa)
+            self.pages[offset] = pa       # the cache holds one reference
+        frames.get(pa)                    # and the new mapping another
+        return pa
+
+
+@dataclass(eq=False)
+class AnonBacking(Backing):
+    """MAP_SHARED|MAP_ANONYMOUS memory: zero-filled, shared through its page cache."""
+    shared: SharedPages = field(default_factory=SharedPages)
+
+    def read(self, offset: int, n: int) -> bytes:
+        return b""
+
+
 @dataclass(eq=False)
 class FileBacking(Backing):
     """An open host file (mmap of a guest file descriptor). Holds its own duplicate of the fd."""
     fd: int
+    shared: SharedPages = field(default_factory=SharedPages)
 
     def read(self, offset: int, n: int) -> bytes:
         return os.pread(self.fd, n, offset)
@@ -105,9 +139,13 @@ class TlbHooks:
 
 
 class AddressSpace:
-    def __init__(self, memory: GuestMemory, frames: FrameAllocator, kernel_pml4e: int, tlb: TlbHooks):
+    def __init__(self, memory: GuestMemory, frames: FrameAllocator, kernel_pml4e: int, tlb: TlbHooks,
+                 zero_page: int = 0):
         self.mem = memory
         self.frames = frames
+        self.kernel_pml4e = kernel_pml4e
+        self.zero_page = zero_page          # shared read-only frame for untouched anonymous pages
+        self.users = 1                      # processes sharing this address space (vfork, CLONE_VM)
         self.pt = PageTable(memory, frames, kernel_pml4e)
         self.tlb = tlb
         self.vmas: list[Vma] = []
@@ -188,7 +226,11 @@ class AddressSpace:
             for _va, slot, pte in self.pt.mapped_pages(v.start, v.end):
                 if not pte & (PTE_P | PTE_SOFT_NONE):
                     continue
-                self.mem.write_u64(slot, self._pte_for(pte & ADDR_MASK, v, pte & PTE_SOFT_COW))
+                pa = pte & ADDR_MASK
+                cow = pte & PTE_SOFT_COW
+                if prot & PROT_WRITE and not v.flags & MAP_SHARED and self.frames.refcount(pa) > 1:
+                    cow = PTE_SOFT_COW
+                self.mem.write_u64(slot, self._pte_for(pa, v, cow))
         self.tlb.flush_tlb()
 
     def discard(self, start: int, end: int) -> None:
@@ -200,11 +242,13 @@ class AddressSpace:
     def writeback(self, start: int, end: int) -> None:
         """Write resident pages of shared file mappings in [start, end) back to their files."""
         for v in self.overlapping(start, end):
-            if not (v.flags & MAP_SHARED and isinstance(v.backing, FileBacking) and v.prot & PROT_WRITE):
+            if not (v.flags & MAP_SHARED and isinstance(v.backing, FileBacking)):
                 continue
-            for va, _slot, pte in self.pt.mapped_pages(max(start, v.start), min(end, v.end)):
-                pa = pte & ADDR_MASK
-                v.backing.write_back(v.offset + (va - v.start), self.mem.view[pa:pa + PAGE_SIZE])
+            lo, hi = max(start, v.start), min(end, v.end)
+            for offset, pa in v.backing.shared.pages.items():
+                va = v.start + offset - v.offset
+                if lo <= va < hi:
+                    v.backing.write_back(offset, self.mem.view[pa:pa + PAGE_SIZE])
 
     def grow(self, vma: Vma, new_end: int) -> None:
         vma.end = new_end
@@ -286,22 +330,38 @@ class AddressSpace:
             # else: another vCPU or an earlier fault already resolved it; the TLB held a stale entry
             self.tlb.flush_tlb()
             return True
-        pa = self.frames.alloc(zero=vma.backing is None)
-        if vma.backing is not None:
-            data = vma.backing.read(vma.offset + (page - vma.start), PAGE_SIZE)
-            self.mem.write(pa, data)
-            if len(data) < PAGE_SIZE:
-                self.mem.zero(pa + len(data), PAGE_SIZE - len(data))
+        backing = vma.backing
+        offset = vma.offset + (page - vma.start)
+        if vma.flags & MAP_SHARED and backing is not None:
+            pa = backing.shared.frame(offset, self.frames, lambda pa: self._fill(pa, backing, offset))
+            self.mem.write_u64(slot, self._pte_for(pa, vma))
+            return True
+        if backing is None and not write and self.zero_page and not vma.flags & MAP_SHARED:
+            self.frames.get(self.zero_page)
+            self.mem.write_u64(slot, self._pte_for(self.zero_page, vma, PTE_SOFT_COW))
+            return True
+        pa = self.frames.alloc(zero=backing is None)
+        if backing is not None:
+            self._fill(pa, backing, offset)
         self.mem.write_u64(slot, self._pte_for(pa, vma))
         return True
 
+    def _fill(self, pa: int, backing: Backing, offset: int) -> None:
+        data = backing.read(offset, PAGE_SIZE)
+        self.mem.write(pa, data)
+        if len(data) < PAGE_SIZE:
+            self.mem.zero(pa + len(data), PAGE_SIZE - len(data))
+
     def _break_cow(self, page: int, slot: int, pte: int, vma: Vma) -> None:
         old = pte & ADDR_MASK
-        if self.frames.refcount(old) == 1:          # last owner: take the frame back
+        if self.frames.refcount(old) == 1 and old != self.zero_page:   # last owner: take it back
             self.mem.write_u64(slot, self._pte_for(old, vma))
             return
-        new = self.frames.alloc(zero=False)
-        self.mem.copy(new, old, PAGE_SIZE)
+        if old == self.zero_page:
+            new = self.frames.alloc(zero=True)
+        else:
+            new = self.frames.alloc(zero=False)
+            self.mem.copy(new, old, PAGE_SIZE)
         self.frames.put(old)
         self.mem.write_u64(slot, self._pte_for(new, vma))
 
@@ -370,8 +430,31 @@ class AddressSpace:
             va += chunk
         return None
 
+    # -- fork -------------------------------------------------------------------------------------
+    def fork(self) -> "AddressSpace":
+        """A copy-on-write duplicate: private pages become read-only and shared by both until one
+        writes (then `_break_cow` copies); MAP_SHARED pages stay shared and writable."""
+        child = AddressSpace(self.mem, self.frames, self.kernel_pml4e, self.tlb, self.zero_page)
+        child.vmas = [replace(v) for v in self.vmas]
+        child._starts = list(self._starts)
+        child.brk_start, child.brk, child.mmap_base = self.brk_start, self.brk, self.mmap_base
+        mem, frames = self.mem, self.frames
+        for v in self.vmas:
+            private = not v.flags & MAP_SHARED
+            for va, slot, pte in list(self.pt.mapped_pages(v.start, v.end)):
+                frames.get(pte & ADDR_MASK)
+                if private and pte & PTE_W:
+                    pte = (pte & ~PTE_W) | PTE_SOFT_COW
+                    mem.write_u64(slot, pte)
+                child.pt.set_pte(va, pte)
+        self.tlb.flush_tlb()
+        return child
+
     # -- teardown ---------------------------------------------------------------------------------
     def destroy(self) -> None:
+        self.users -= 1
+        if self.users > 0:
+            return
         self.writeback(0, layout.USER_TOP)
         if any(v.prot & PROT_EXEC for v in self.vmas):
             self.tlb.flush_code()

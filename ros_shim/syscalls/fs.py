@@ -11,7 +11,12 @@ import os
 import stat as st
 import struct
 
+import select
+
+from .. import signals
 from ..files import OpenFile
+from ..process import Wait
+from ..sched import now_ns
 from . import host
 from .host import AT_FDCWD, Buffer
 from .table import i32, signed, syscall
@@ -90,6 +95,23 @@ def _oserr(e: OSError) -> int:
 
 
 # -- read/write --------------------------------------------------------------------------------
+def _wait_ready(k, t, f, events):
+    """None if `f` is ready for `events` now; otherwise what the syscall returns (EAGAIN, a block,
+    or the restart code after a signal)."""
+    w = k.resume_wait(t, "fd")
+    if w is not None and w.interrupted:
+        return -signals.ERESTARTSYS
+    if not f.pollable:
+        return None
+    p = select.poll()
+    p.register(f.host_fd, events)
+    if p.poll(0):
+        return None
+    if f.nonblocking:
+        return -errno.EAGAIN
+    return k.block(t, Wait("fd", fds=[(f.host_fd, events)]))
+
+
 @syscall("read", "fd,r,u")
 def sys_read(k, t, fd, buf, count, *_):
     f = _file(t, fd)
@@ -100,8 +122,13 @@ def sys_read(k, t, fd, buf, count, *_):
         return -errno.EFAULT
     if not views:
         return 0
+    r = _wait_ready(k, t, f, select.POLLIN)
+    if r is not None:
+        return r
     try:
         return os.readv(f.host_fd, _merge(views))
+    except BlockingIOError:
+        return -errno.EAGAIN if f.nonblocking else k.block(t, Wait("fd", fds=[(f.host_fd, select.POLLIN)]))
     except OSError as e:
         return _oserr(e)
 
@@ -114,10 +141,21 @@ def sys_write(k, t, fd, buf, count, *_):
     views = _io_views(t, buf, count, False)
     if views is None:
         return -errno.EFAULT
+    return _write_views(k, t, f, views)
+
+
+def _write_views(k, t, f, views):
+    r = _wait_ready(k, t, f, select.POLLOUT)
+    if r is not None:
+        return r
     try:
-        return os.writev(f.host_fd, _merge(views)) if views else os.write(f.host_fd, b"")
+        if len(views) > IOV_MAX:
+            return os.write(f.host_fd, b"".join(views))
+        return os.writev(f.host_fd, views) if views else os.write(f.host_fd, b"")
     except BrokenPipeError:
         return k.sigpipe(t)
+    except BlockingIOError:
+        return -errno.EAGAIN if f.nonblocking else k.block(t, Wait("fd", fds=[(f.host_fd, select.POLLOUT)]))
     except OSError as e:
         return _oserr(e)
 
@@ -153,8 +191,15 @@ def sys_readv(k, t, fd, iov, iovcnt, *_):
     views = _iovecs(t, iov, iovcnt, True)
     if isinstance(views, int):
         return views
+    if not views:
+        return 0
+    r = _wait_ready(k, t, f, select.POLLIN)
+    if r is not None:
+        return r
     try:
-        return _readv_all(f.host_fd, views) if views else 0
+        return _readv_all(f.host_fd, views)
+    except BlockingIOError:
+        return -errno.EAGAIN if f.nonblocking else k.block(t, Wait("fd", fds=[(f.host_fd, select.POLLIN)]))
     except OSError as e:
         return _oserr(e)
 
@@ -180,14 +225,7 @@ def sys_writev(k, t, fd, iov, iovcnt, *_):
     views = _iovecs(t, iov, iovcnt, False)
     if isinstance(views, int):
         return views
-    try:
-        if len(views) > IOV_MAX:
-            return os.write(f.host_fd, b"".join(views))
-        return os.writev(f.host_fd, views) if views else 0
-    except BrokenPipeError:
-        return k.sigpipe(t)
-    except OSError as e:
-        return _oserr(e)
+    return _write_views(k, t, f, views) if views else 0
 
 
 @syscall("pread64", "fd,r,u,i")
@@ -376,15 +414,16 @@ def sys_pipe2(k, t, fds_ptr, flags, *_):
     if flags & ~(O_CLOEXEC | os.O_NONBLOCK | os.O_DIRECT):
         return -errno.EINVAL
     try:
-        r, w = os.pipe2(O_CLOEXEC | (flags & (os.O_NONBLOCK | os.O_DIRECT)))
+        r, w = os.pipe2(O_CLOEXEC | os.O_NONBLOCK | (flags & os.O_DIRECT))
     except OSError as e:
         return _oserr(e)
     cloexec = bool(flags & O_CLOEXEC)
-    fr = t.proc.fds.install(OpenFile(r, os.O_RDONLY | (flags & os.O_NONBLOCK), "pipe:[r]"), cloexec=cloexec)
+    gflags = flags & (os.O_NONBLOCK | os.O_DIRECT)
+    fr = t.proc.fds.install(OpenFile(r, os.O_RDONLY | gflags, "pipe:[r]", own_nonblock=True), cloexec=cloexec)
     if fr < 0:
         os.close(r); os.close(w)
         return fr
-    fw = t.proc.fds.install(OpenFile(w, os.O_WRONLY | (flags & os.O_NONBLOCK), "pipe:[w]"), cloexec=cloexec)
+    fw = t.proc.fds.install(OpenFile(w, os.O_WRONLY | gflags, "pipe:[w]", own_nonblock=True), cloexec=cloexec)
     if fw < 0:
         t.proc.fds.close(fr); os.close(w)
         return fw
@@ -417,11 +456,14 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
         return 0
     if cmd == F_GETFL:
         r = host.call("fcntl", f.host_fd, F_GETFL, 0)
+        if r >= 0 and f.own_nonblock:
+            r = (r & ~os.O_NONBLOCK) | (f.flags & os.O_NONBLOCK)
         return r if r < 0 else r & ~O_CLOEXEC
     if cmd == F_SETFL:
-        r = host.call("fcntl", f.host_fd, F_SETFL, i32(arg))
+        arg = i32(arg)
+        r = host.call("fcntl", f.host_fd, F_SETFL, arg | (os.O_NONBLOCK if f.own_nonblock else 0))
         if r == 0:
-            f.flags = (f.flags & O_ACCMODE) | (i32(arg) & ~O_ACCMODE)
+            f.flags = (f.flags & O_ACCMODE) | (arg & (os.O_APPEND | os.O_NONBLOCK | os.O_DIRECT | 0o2000 | 0o1000000))
         return r
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
         raw = t.proc.mm.read(arg, 32)
@@ -922,34 +964,60 @@ def sys_chroot(k, t, *_):
 # -- polling (single process: the host does the waiting) ---------------------------------------
 @syscall("poll", "x,u,i")
 def sys_poll(k, t, fds_ptr, nfds, timeout, *_):
-    return _poll(t, fds_ptr, nfds, i32(timeout))
+    timeout = i32(timeout)
+    return _poll(k, t, fds_ptr, nfds, None if timeout < 0 else timeout * 1_000_000)
 
 
 @syscall("ppoll", "x,u,x,x,u")
-def sys_ppoll(k, t, fds_ptr, nfds, tsp, sigmask, *_):
-    timeout = -1
-    if tsp:
-        raw = t.proc.mm.read(tsp, 16)
+def sys_ppoll(k, t, fds_ptr, nfds, tsp, sigmask, sigsetsize, *_):
+    timeout = _timespec_ns(t, tsp)
+    if isinstance(timeout, int) and timeout < 0:
+        return timeout
+    if sigmask and t.wait is None:
+        raw = t.proc.mm.read(sigmask, 8)
         if raw is None:
             return -errno.EFAULT
-        sec, nsec = struct.unpack("<qq", raw)
-        if sec < 0 or not 0 <= nsec < 1_000_000_000:
-            return -errno.EINVAL
-        timeout = sec * 1000 + (nsec + 999_999) // 1_000_000
-    return _poll(t, fds_ptr, nfds, timeout)
+        t.saved_sigmask = t.sigmask
+        t.sigmask = struct.unpack("<Q", raw)[0] & ~signals.UNBLOCKABLE
+    r = _poll(k, t, fds_ptr, nfds, timeout)
+    if sigmask and r is not k_BLOCK(k) and r != -signals.ERESTARTNOHAND and t.saved_sigmask is not None:
+        t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+    return r
 
 
-def _poll(t, fds_ptr, nfds, timeout):
-    import select
+def k_BLOCK(k):
+    from ..kernel import BLOCK
+    return BLOCK
+
+
+def _timespec_ns(t, tsp):
+    """None for no timeout, else nanoseconds; a negative errno on a bad timespec."""
+    if not tsp:
+        return None
+    raw = t.proc.mm.read(tsp, 16)
+    if raw is None:
+        return -errno.EFAULT
+    sec, nsec = struct.unpack("<qq", raw)
+    if sec < 0 or not 0 <= nsec < 1_000_000_000:
+        return -errno.EINVAL
+    return sec * 1_000_000_000 + nsec
+
+
+def _poll(k, t, fds_ptr, nfds, timeout_ns):
+    """poll(2) without blocking the machine: look once; if nothing is ready, block the thread on
+    all the fds (and the deadline) and look again when it wakes."""
+    w = k.resume_wait(t, "fd")
+    if w is not None and w.interrupted:
+        return -signals.ERESTARTNOHAND
     if nfds > 1024:
         return -errno.EINVAL
     raw = t.proc.mm.read(fds_ptr, 8 * nfds) if nfds else b""
     if raw is None:
         return -errno.EFAULT
     entries = [struct.unpack_from("<ihh", raw, 8 * i) for i in range(nfds)]
-    p = select.poll()
-    host_of = {}
     revents = [0] * nfds
+    p = select.poll()
+    host_of: dict[int, list[int]] = {}
     for i, (fd, events, _) in enumerate(entries):
         if fd < 0:
             continue
@@ -958,22 +1026,118 @@ def _poll(t, fds_ptr, nfds, timeout):
             revents[i] = select.POLLNVAL
             continue
         host_of.setdefault(f.host_fd, []).append(i)
-        p.register(f.host_fd, events | 0)
+    for hfd, idx in host_of.items():
+        p.register(hfd, _u16(sum(entries[i][1] & 0xFFFF for i in idx)) | 0)
+    try:
+        for hfd, ev in p.poll(0):
+            for i in host_of.get(hfd, []):
+                revents[i] = ev & ((entries[i][1] & 0xFFFF) | select.POLLERR | select.POLLHUP | select.POLLNVAL)
+    except OSError as e:
+        return _oserr(e)
     ready = sum(1 for r in revents if r)
-    if not ready and host_of:
-        try:
-            for hfd, ev in p.poll(None if timeout < 0 else timeout):
-                for i in host_of.get(hfd, []):
-                    revents[i] = ev & (entries[i][1] | select.POLLERR | select.POLLHUP | select.POLLNVAL)
-        except OSError as e:
-            return _oserr(e)
-    elif not ready and timeout > 0:
-        import time
-        time.sleep(timeout / 1000)
+    timed_out = w is not None and w.timed_out
+    if not ready and not timed_out and timeout_ns != 0:
+        deadline = w.deadline if w is not None and w.deadline else \
+            (None if timeout_ns is None else now_ns() + timeout_ns)
+        waits = [(hfd, _u16(sum(entries[i][1] & 0xFFFF for i in idx))) for hfd, idx in host_of.items()]
+        return k.block(t, Wait("fd", fds=waits, deadline=deadline))
     out = b"".join(struct.pack("<ihh", fd, ev, revents[i]) for i, (fd, ev, _) in enumerate(entries))
     if nfds and not t.proc.mm.write(fds_ptr, out):
         return -errno.EFAULT
-    return sum(1 for r in revents if r)
+    return ready
+
+
+def _u16(v):
+    return v & 0xFFFF
+
+
+def _select(k, t, nfds, rp, wp, ep, timeout_ns):
+    w = k.resume_wait(t, "fd")
+    if w is not None and w.interrupted:
+        return -signals.ERESTARTNOHAND
+    nfds = i32(nfds)
+    if nfds < 0 or nfds > 1024:
+        return -errno.EINVAL
+    nbytes = (nfds + 63) // 64 * 8
+    sets = []
+    for ptr in (rp, wp, ep):
+        if ptr:
+            raw = t.proc.mm.read(ptr, nbytes)
+            if raw is None:
+                return -errno.EFAULT
+            sets.append(int.from_bytes(raw, "little"))
+        else:
+            sets.append(0)
+    p = select.poll()
+    want: dict[int, int] = {}
+    owner: dict[int, list[int]] = {}
+    for fd in range(nfds):
+        ev = (select.POLLIN if sets[0] >> fd & 1 else 0) | (select.POLLOUT if sets[1] >> fd & 1 else 0) \
+            | (select.POLLPRI if sets[2] >> fd & 1 else 0)
+        if not ev:
+            continue
+        f = t.proc.fds.get(fd)
+        if f is None:
+            return -errno.EBADF
+        want[f.host_fd] = want.get(f.host_fd, 0) | ev
+        owner.setdefault(f.host_fd, []).append(fd)
+    for hfd, ev in want.items():
+        p.register(hfd, ev)
+    out = [0, 0, 0]
+    for hfd, ev in p.poll(0):
+        for fd in owner[hfd]:
+            if sets[0] >> fd & 1 and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                out[0] |= 1 << fd
+            if sets[1] >> fd & 1 and ev & (select.POLLOUT | select.POLLERR):
+                out[1] |= 1 << fd
+            if sets[2] >> fd & 1 and ev & select.POLLPRI:
+                out[2] |= 1 << fd
+    ready = sum(bin(x).count("1") for x in out)
+    timed_out = w is not None and w.timed_out
+    if not ready and not timed_out and timeout_ns != 0:
+        deadline = w.deadline if w is not None and w.deadline else \
+            (None if timeout_ns is None else now_ns() + timeout_ns)
+        return k.block(t, Wait("fd", fds=list(want.items()), deadline=deadline))
+    for ptr, v in zip((rp, wp, ep), out):
+        if ptr and not t.proc.mm.write(ptr, v.to_bytes(nbytes, "little")):
+            return -errno.EFAULT
+    return ready
+
+
+@syscall("select", "i,x,x,x,x")
+def sys_select(k, t, nfds, rp, wp, ep, tvp, *_):
+    timeout = None
+    if tvp:
+        raw = t.proc.mm.read(tvp, 16)
+        if raw is None:
+            return -errno.EFAULT
+        sec, usec = struct.unpack("<qq", raw)
+        if sec < 0 or not 0 <= usec < 1_000_000:
+            return -errno.EINVAL
+        timeout = sec * 1_000_000_000 + usec * 1000
+    return _select(k, t, nfds, rp, wp, ep, timeout)
+
+
+@syscall("pselect6", "i,x,x,x,x,x")
+def sys_pselect6(k, t, nfds, rp, wp, ep, tsp, sigp, *_):
+    timeout = _timespec_ns(t, tsp)
+    if isinstance(timeout, int) and timeout < 0:
+        return timeout
+    if sigp and t.wait is None:
+        raw = t.proc.mm.read(sigp, 16)
+        if raw is None:
+            return -errno.EFAULT
+        mask_ptr, size = struct.unpack("<QQ", raw)
+        if mask_ptr:
+            m = t.proc.mm.read(mask_ptr, 8)
+            if m is None:
+                return -errno.EFAULT
+            t.saved_sigmask = t.sigmask
+            t.sigmask = struct.unpack("<Q", m)[0] & ~signals.UNBLOCKABLE
+    r = _select(k, t, nfds, rp, wp, ep, timeout)
+    if r is not k_BLOCK(k) and r != -signals.ERESTARTNOHAND and t.saved_sigmask is not None:
+        t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+    return r
 
 
 # -- sockets: what programs ask of descriptors that may be sockets -----------------------------

@@ -1,108 +1,175 @@
-"""futex(2).
+"""futex(2): wait queues keyed by address, with the variants glibc and musl use.
 
-[core] has one thread per process, so no futex ever has a waiter: wakes wake nobody (0), and a
-wait whose value matches can only end by its timeout, exactly as on Linux with no other thread.
-Wait queues arrive with clone threads ([process]).
+Private futexes are keyed by (address space, virtual address); shared ones by the guest-physical
+address of the word, so processes sharing a MAP_SHARED page meet on the same queue. A woken waiter
+re-runs its futex call (the ROS restarts blocked calls) and finds its outcome in its Wait.
 """
 from __future__ import annotations
 
+import collections
 import errno
 import struct
 import time
 
+from .. import signals
+from ..process import Wait
+from ..sched import now_ns
 from .table import i32, syscall
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 6, 7, 8, 9, 10
 FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
-_OPS = {  # FUTEX_WAKE_OP operations on *uaddr2
-    0: lambda old, arg: arg, 1: lambda old, arg: old + arg, 2: lambda old, arg: old | arg,
-    3: lambda old, arg: old & ~arg, 4: lambda old, arg: old ^ arg}
+FUTEX_BITSET_MATCH_ANY = 0xFFFF_FFFF
+_OPS = {0: lambda old, arg: arg, 1: lambda old, arg: old + arg, 2: lambda old, arg: old | arg,
+        3: lambda old, arg: old & ~arg, 4: lambda old, arg: old ^ arg}
+_CMPS = {0: lambda a, b: a == b, 1: lambda a, b: a != b, 2: lambda a, b: a < b,
+         3: lambda a, b: a <= b, 4: lambda a, b: a > b, 5: lambda a, b: a >= b}
 
 
-def _read_u32(t, addr):
-    if addr & 3:
-        return None
-    raw = t.proc.mm.read(addr, 4)
+def _queues(k) -> dict:
+    q = getattr(k, "futex_queues", None)
+    if q is None:
+        q = k.futex_queues = collections.defaultdict(list)
+    return q
+
+
+def _key(mm, addr: int, private: bool):
+    if private:
+        return ("mm", id(mm), addr)
+    pa = mm.user_page(addr, False)
+    return ("pa", pa) if pa is not None else None
+
+
+def _read_u32(mm, addr):
+    raw = mm.read(addr, 4)
     return None if raw is None else struct.unpack("<I", raw)[0]
+
+
+def wake(k, mm, addr: int, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY, private: bool = True) -> int:
+    """Wake up to n waiters on the word at addr. Also used at thread exit (CLONE_CHILD_CLEARTID)."""
+    queues = _queues(k)
+    woken = 0
+    for key in {_key(mm, addr, True), _key(mm, addr, False)} if not private else {_key(mm, addr, True)}:
+        waiters = queues.get(key)
+        if not waiters:
+            continue
+        for t in list(waiters):
+            if woken >= n:
+                break
+            if t.wait is None or not t.wait.bitset & bitset:
+                continue
+            waiters.remove(t)
+            k.sched.wake(t, woken=True)
+            woken += 1
+        if not waiters:
+            queues.pop(key, None)
+    return woken
+
+
+def _unqueue(k, t, w) -> None:
+    waiters = _queues(k).get(w.key)
+    if waiters and t in waiters:
+        waiters.remove(t)
 
 
 @syscall("futex", "x,x,i,x,x,i")
 def sys_futex(k, t, uaddr, op, val, timeout, uaddr2, val3, *_):
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
-    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
-        if cmd == FUTEX_WAKE_BITSET and val3 & 0xFFFF_FFFF == 0:
-            return -errno.EINVAL
-        if uaddr & 3:
-            return -errno.EINVAL
-        return 0 if _read_u32(t, uaddr) is not None else -errno.EFAULT
+    private = bool(op & FUTEX_PRIVATE_FLAG)
+    mm = t.proc.mm
+    val &= 0xFFFF_FFFF
+    val3 &= 0xFFFF_FFFF
+    if uaddr & 3:
+        return -errno.EINVAL
     if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
-        if cmd == FUTEX_WAIT_BITSET and val3 & 0xFFFF_FFFF == 0:
+        w = k.resume_wait(t, "futex")
+        if w is not None:
+            _unqueue(k, t, w)
+            if w.woken:
+                return 0
+            if w.timed_out:
+                return -errno.ETIMEDOUT
+            return -signals.ERESTARTSYS
+        bitset = val3 if cmd == FUTEX_WAIT_BITSET else FUTEX_BITSET_MATCH_ANY
+        if bitset == 0:
             return -errno.EINVAL
-        cur = _read_u32(t, uaddr)
+        cur = _read_u32(mm, uaddr)
         if cur is None:
-            return -errno.EINVAL if uaddr & 3 else -errno.EFAULT
-        if cur != val & 0xFFFF_FFFF:
+            return -errno.EFAULT
+        if cur != val:
             return -errno.EAGAIN
-        return _wait_alone(k, t, cmd, op, timeout)
+        deadline = None
+        if timeout:
+            raw = mm.read(timeout, 16)
+            if raw is None:
+                return -errno.EFAULT
+            sec, nsec = struct.unpack("<qq", raw)
+            if sec < 0 or not 0 <= nsec < 1_000_000_000:
+                return -errno.EINVAL
+            span = sec * 1_000_000_000 + nsec
+            if cmd == FUTEX_WAIT_BITSET:                  # an absolute time on the chosen clock
+                clock = time.CLOCK_REALTIME if op & FUTEX_CLOCK_REALTIME else time.CLOCK_MONOTONIC
+                span -= time.clock_gettime_ns(clock)
+            deadline = now_ns() + max(0, span)
+        key = _key(mm, uaddr, private)
+        _queues(k)[key].append(t)
+        if len(k.sched.runq) == 0 and not _others_can_run(k, t) and deadline is None:
+            k.report_once(("futex-deadlock", t.tid),
+                          f"mvemu: {t.proc.comm}: thread {t.tid} waits on a futex that no other thread "
+                          f"can wake (it would hang natively too); press Ctrl-C to stop")
+        return k.block(t, Wait("futex", key=key, bitset=bitset, deadline=deadline))
+    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
+        bitset = val3 if cmd == FUTEX_WAKE_BITSET else FUTEX_BITSET_MATCH_ANY
+        if bitset == 0:
+            return -errno.EINVAL
+        if _read_u32(mm, uaddr) is None and not private:
+            return -errno.EFAULT
+        return wake(k, mm, uaddr, val, bitset, private)
     if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
         if cmd == FUTEX_CMP_REQUEUE:
-            cur = _read_u32(t, uaddr)
+            cur = _read_u32(mm, uaddr)
             if cur is None:
                 return -errno.EFAULT
-            if cur != val3 & 0xFFFF_FFFF:
+            if cur != val3:
                 return -errno.EAGAIN
-        return 0
+        n_requeue = timeout & 0xFFFF_FFFF           # val2 travels in the timeout slot
+        woken = wake(k, mm, uaddr, val, private=private)
+        src, dst = _key(mm, uaddr, private), _key(mm, uaddr2, private)
+        queues = _queues(k)
+        moved = 0
+        while queues.get(src) and moved < n_requeue:
+            th = queues[src].pop(0)
+            th.wait.key = dst
+            queues[dst].append(th)
+            moved += 1
+        return woken + moved
     if cmd == FUTEX_WAKE_OP:
-        encoded = val3 & 0xFFFF_FFFF
-        opnum, cmp, oparg, cmparg = (encoded >> 28) & 7, (encoded >> 24) & 15, (encoded >> 12) & 0xFFF, encoded & 0xFFF
-        if encoded >> 31:                      # FUTEX_OP_OPARG_SHIFT
+        opnum, cmp, oparg, cmparg = (val3 >> 28) & 7, (val3 >> 24) & 15, (val3 >> 12) & 0xFFF, val3 & 0xFFF
+        if val3 >> 31:
             oparg = 1 << oparg
-        old = _read_u32(t, uaddr2)
-        if old is None or opnum not in _OPS:
-            return -errno.EFAULT if old is None else -errno.ENOSYS
-        if not t.proc.mm.write(uaddr2, struct.pack("<I", _OPS[opnum](old, oparg) & 0xFFFF_FFFF)):
+        if opnum not in _OPS or cmp not in _CMPS:
+            return -errno.ENOSYS
+        old = _read_u32(mm, uaddr2)
+        if old is None:
             return -errno.EFAULT
-        return 0
+        if not mm.write(uaddr2, struct.pack("<I", _OPS[opnum](old, oparg) & 0xFFFF_FFFF)):
+            return -errno.EFAULT
+        woken = wake(k, mm, uaddr, val, private=private)
+        if _CMPS[cmp](old, cmparg):
+            woken += wake(k, mm, uaddr2, timeout & 0xFFFF_FFFF, private=private)
+        return woken
     if cmd in (FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI):
-        return _pi(k, t, cmd, uaddr)
+        k.report_once(("futex-pi",), "mvemu: priority-inheritance futexes are not supported: returning ENOSYS")
+        return -errno.ENOSYS
     return -errno.ENOSYS
 
 
-def _wait_alone(k, t, cmd, op, timeout):
-    """No other thread can change the word: the wait ends only by timeout (or never, as on Linux)."""
-    if not timeout:
-        k.log_line(f"mvemu: {t.proc.comm}: thread {t.tid} waits on a futex no other thread can wake "
-                   f"(it would hang natively too); press Ctrl-C to stop")
-        while True:
-            time.sleep(3600)
-    raw = t.proc.mm.read(timeout, 16)
-    if raw is None:
-        return -errno.EFAULT
-    sec, nsec = struct.unpack("<qq", raw)
-    if sec < 0 or not 0 <= nsec < 1_000_000_000:
-        return -errno.EINVAL
-    span = sec * 1_000_000_000 + nsec
-    if cmd == FUTEX_WAIT_BITSET:                  # absolute deadline
-        clock = time.CLOCK_REALTIME if op & FUTEX_CLOCK_REALTIME else time.CLOCK_MONOTONIC
-        span -= time.clock_gettime_ns(clock)
-    if span > 0:
-        time.sleep(span / 1e9)
-    return -errno.ETIMEDOUT
-
-
-def _pi(k, t, cmd, uaddr):
-    """Priority-inheritance locks with one thread: the lock word holds our tid or 0."""
-    cur = _read_u32(t, uaddr)
-    if cur is None:
-        return -errno.EFAULT
-    owner = cur & 0x3FFF_FFFF
-    if cmd == FUTEX_UNLOCK_PI:
-        if owner != t.tid:
-            return -errno.EPERM
-        return 0 if t.proc.mm.write(uaddr, struct.pack("<I", 0)) else -errno.EFAULT
-    if owner == t.tid:
-        return -errno.EDEADLK
-    if owner == 0:
-        return 0 if t.proc.mm.write(uaddr, struct.pack("<I", t.tid)) else -errno.EFAULT
-    return -errno.EAGAIN if cmd == FUTEX_TRYLOCK_PI else -errno.ESRCH
+def _others_can_run(k, t) -> bool:
+    from ..process import BLOCKED, RUNNABLE
+    for p in k.processes.values():
+        for th in p.threads:
+            if th is not t and th.state == RUNNABLE:
+                return True
+            if th is not t and th.state == BLOCKED and th.wait and th.wait.kind != "futex":
+                return True
+    return False

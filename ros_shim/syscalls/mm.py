@@ -6,7 +6,7 @@ import os
 
 from .. import layout
 from ..mm import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, PROT_EXEC,
-                  PROT_READ, PROT_WRITE, FileBacking, page_up)
+                  PROT_READ, PROT_WRITE, AnonBacking, FileBacking, page_up)
 from .table import i32, signed, syscall
 
 PAGE = layout.PAGE
@@ -48,7 +48,7 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, offset, *_):
     maptype = flags & MAP_TYPE
     if maptype not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
         return -errno.EINVAL
-    backing = None
+    backing = AnonBacking() if flags & MAP_ANONYMOUS and maptype != MAP_PRIVATE else None
     name = ""
     if not flags & MAP_ANONYMOUS:
         f = t.proc.fds.get(i32(fd))

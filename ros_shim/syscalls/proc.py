@@ -13,24 +13,6 @@ ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
 RLIM_INFINITY = 0xFFFF_FFFF_FFFF_FFFF
 RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_AS = 3, 7, 9
 _DEFAULT_RLIMITS = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_NOFILE: (1024, 1048576)}
-NSIG = 64
-SIG_DFL, SIG_IGN = 0, 1
-SIGKILL, SIGSTOP = 9, 19
-# Signals whose default action is to do nothing.
-DEFAULT_IGNORED = {host_signal.SIGCHLD, host_signal.SIGURG, host_signal.SIGWINCH, host_signal.SIGCONT}
-
-
-@syscall("exit", "i")
-def sys_exit(k, t, code, *_):
-    # One thread in [core]: the thread's exit ends its process.
-    k.exit_process(t.proc, i32(code))
-    return NORETURN
-
-
-@syscall("exit_group", "i")
-def sys_exit_group(k, t, code, *_):
-    k.exit_process(t.proc, i32(code))
-    return NORETURN
 
 
 @syscall("getpid")
@@ -45,7 +27,7 @@ def sys_gettid(k, t, *_):
 
 @syscall("getppid")
 def sys_getppid(k, t, *_):
-    return t.proc.ppid
+    return t.proc.parent.pid if t.proc.parent is not None else t.proc.ppid
 
 
 @syscall("getuid")
@@ -237,11 +219,6 @@ def sys_sched_getaffinity(k, t, pid, size, mask, *_):
     return nbytes if t.proc.mm.write(mask, bits.to_bytes(nbytes, "little")) else -errno.EFAULT
 
 
-@syscall("sched_yield")
-def sys_sched_yield(k, t, *_):
-    return 0
-
-
 @syscall("getrandom", "x,u,x")
 def sys_getrandom(k, t, buf, n, flags, *_):
     if flags & ~0x7:
@@ -262,107 +239,6 @@ def sys_prctl(k, t, option, a2, *_):
     if option == PR_GET_NAME:
         return 0 if t.proc.mm.write(a2, t.proc.comm.encode()[:15].ljust(16, b"\0")) else -errno.EFAULT
     return -errno.EINVAL
-
-
-# -- signals: dispositions and masks are kept; delivery of handlers comes with [process] ----------
-@syscall("rt_sigaction", "i,x,x,u")
-def sys_rt_sigaction(k, t, sig, act, oldact, sigsetsize, *_):
-    sig = i32(sig)
-    if sigsetsize != 8:
-        return -errno.EINVAL
-    if not 1 <= sig <= NSIG:
-        return -errno.EINVAL
-    proc = t.proc
-    mm = proc.mm
-    old = proc.sigactions.get(sig, (SIG_DFL, 0, 0, 0))
-    if act:
-        if sig in (SIGKILL, SIGSTOP):
-            return -errno.EINVAL
-        data = mm.read(act, 32)
-        if data is None:
-            return -errno.EFAULT
-        handler, flags, restorer, mask = struct.unpack("<4Q", data)
-    if oldact and not mm.write(oldact, struct.pack("<4Q", *old)):
-        return -errno.EFAULT
-    if act:
-        proc.sigactions[sig] = (handler, flags, restorer, mask & ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))))
-    return 0
-
-
-@syscall("rt_sigprocmask", "i,x,x,u")
-def sys_rt_sigprocmask(k, t, how, set_ptr, old_ptr, sigsetsize, *_):
-    if sigsetsize != 8:
-        return -errno.EINVAL
-    mm = t.proc.mm
-    old = t.sigmask
-    if set_ptr:
-        data = mm.read(set_ptr, 8)
-        if data is None:
-            return -errno.EFAULT
-        new = struct.unpack("<Q", data)[0] & ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)))
-        if how == 0:
-            t.sigmask = old | new
-        elif how == 1:
-            t.sigmask = old & ~new
-        elif how == 2:
-            t.sigmask = new
-        else:
-            return -errno.EINVAL
-    if old_ptr and not mm.write(old_ptr, struct.pack("<Q", old)):
-        return -errno.EFAULT
-    return 0
-
-
-@syscall("sigaltstack", "x,x")
-def sys_sigaltstack(k, t, ss, old, *_):
-    if old and not t.proc.mm.write(old, struct.pack("<QiiQ", 0, 2, 0, 0)):   # SS_DISABLE
-        return -errno.EFAULT
-    return 0
-
-
-def send_signal(k, t, proc, sig: int):
-    """Deliver `sig` to `proc`: what [core] supports is the default action and SIG_IGN."""
-    if sig == 0:
-        return 0
-    handler = proc.sigactions.get(sig, (SIG_DFL,))[0]
-    if handler == SIG_IGN and sig not in (SIGKILL, SIGSTOP):
-        return 0
-    if handler == SIG_DFL and sig in DEFAULT_IGNORED:
-        return 0
-    if handler not in (SIG_DFL, SIG_IGN):
-        k.log_line(f"mvemu: {proc.comm}: delivering a signal to a user handler is not supported yet; "
-                   f"taking the default action")
-    k.kill(proc, sig)
-    return NORETURN if proc is t.proc else 0
-
-
-@syscall("kill", "i,i")
-def sys_kill(k, t, pid, sig, *_):
-    pid, sig = i32(pid), i32(sig)
-    if not 0 <= sig <= NSIG:
-        return -errno.EINVAL
-    if pid in (t.proc.pid, 0, -1) or (pid < -1 and -pid == t.proc.pgid):
-        return send_signal(k, t, t.proc, sig)
-    proc = k.processes.get(pid)
-    if proc is None or proc.exit_status is not None:
-        return -errno.ESRCH
-    return send_signal(k, t, proc, sig)
-
-
-@syscall("tgkill", "i,i,i")
-def sys_tgkill(k, t, tgid, tid, sig, *_):
-    tgid, tid, sig = i32(tgid), i32(tid), i32(sig)
-    if tgid <= 0 or tid <= 0 or not 0 <= sig <= NSIG:
-        return -errno.EINVAL
-    proc = k.processes.get(tgid)
-    if proc is None or proc.exit_status is not None or not any(th.tid == tid for th in proc.threads):
-        return -errno.ESRCH
-    return send_signal(k, t, proc, sig)
-
-
-@syscall("tkill", "i,i")
-def sys_tkill(k, t, tid, sig, *_):
-    return sys_tgkill(k, t, t.proc.pid, tid, sig)
 
 
 @syscall("sysinfo", "x")

@@ -66,12 +66,27 @@ def sys_time(k, t, tloc, *_):
     return now
 
 
-def _sleep_until(t, deadline_ns: int, clock: int, rem_ptr: int = 0) -> int:
-    while True:
-        left = deadline_ns - time.clock_gettime_ns(clock)
-        if left <= 0:
+def _sleep(k, t, deadline_ns: int, clock: int, rem_ptr: int, absolute: bool):
+    """Block the thread until the deadline (on the monotonic clock the scheduler uses)."""
+    from .. import signals
+    from ..process import Wait
+    from ..sched import now_ns
+    w = k.resume_wait(t, "sleep")
+    if w is not None:
+        if w.timed_out:
             return 0
-        time.sleep(left / 1e9)
+        t.restart_deadline = w.deadline         # resumed without a handler: keep the deadline
+        left = max(0, w.deadline - now_ns())
+        if rem_ptr and not absolute:
+            t.proc.mm.write(rem_ptr, struct.pack("<qq", *divmod(left, 1_000_000_000)))
+        return -signals.ERESTART_RESTARTBLOCK if not absolute else -signals.ERESTARTNOHAND
+    if t.restart_deadline is not None:
+        deadline, t.restart_deadline = t.restart_deadline, None
+    else:
+        deadline = now_ns() + (deadline_ns - time.clock_gettime_ns(clock))
+    if deadline <= now_ns():
+        return 0
+    return k.block(t, Wait("sleep", deadline=deadline))
 
 
 @syscall("nanosleep", "x,x")
@@ -82,8 +97,8 @@ def sys_nanosleep(k, t, req, rem, *_):
     sec, nsec = ts
     if sec < 0 or not 0 <= nsec < 1_000_000_000:
         return -errno.EINVAL
-    return _sleep_until(t, time.clock_gettime_ns(time.CLOCK_MONOTONIC) + sec * 1_000_000_000 + nsec,
-                        time.CLOCK_MONOTONIC, rem)
+    return _sleep(k, t, time.clock_gettime_ns(time.CLOCK_MONOTONIC) + sec * 1_000_000_000 + nsec,
+                  time.CLOCK_MONOTONIC, rem, False)
 
 
 @syscall("clock_nanosleep", "i,i,x,x")
@@ -101,9 +116,10 @@ def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
     if sec < 0 or not 0 <= nsec < 1_000_000_000:
         return -errno.EINVAL
     target = sec * 1_000_000_000 + nsec
-    if not flags & TIMER_ABSTIME:
+    absolute = bool(flags & TIMER_ABSTIME)
+    if not absolute:
         target += time.clock_gettime_ns(host)
-    return _sleep_until(t, target, host, 0 if flags & TIMER_ABSTIME else rem)
+    return _sleep(k, t, target, host, rem, absolute)
 
 
 @syscall("times", "x")

@@ -1,0 +1,136 @@
+"""Scheduling of ROS threads on a vCPU, blocking and waking, and waiting for host events.
+
+Deterministic by default: one host thread; a thread runs until it blocks, exits, is interrupted by
+a signal, or uses up its time slice. The time slice is enforced by a watchdog host thread that stops
+the vCPU (an asynchronous `emu_stop`) only when another thread is runnable or a timer is due, so a
+program that spins can never hang the machine and a lone thread costs nothing. The watchdog also
+watches the wakeup fd of host signals (Ctrl-C), so they reach the guest even while it computes.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import select
+import signal as host_signal
+import threading
+import time
+
+from .process import BLOCKED, DEAD, RUNNABLE, Thread, Wait
+
+QUANTUM_S = 0.01
+
+
+def now_ns() -> int:
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+class Scheduler:
+    def __init__(self):
+        self.runq: collections.deque[Thread] = collections.deque()
+        self.blocked: set[Thread] = set()
+        self.timers: list = []            # (deadline ns, callback) of interval timers, kept sorted
+
+    def make_runnable(self, t: Thread) -> None:
+        if t.state == DEAD:
+            return
+        self.blocked.discard(t)
+        t.state = RUNNABLE
+        if t not in self.runq:
+            self.runq.append(t)
+
+    def block(self, t: Thread, wait: Wait) -> None:
+        t.wait = wait
+        t.state = BLOCKED
+        self.blocked.add(t)
+
+    def wake(self, t: Thread, **outcome) -> None:
+        """End `t`'s wait (woken/timed_out/interrupted=True); it becomes runnable."""
+        if t.state != BLOCKED:
+            return
+        if t.wait is not None:
+            for k, v in outcome.items():
+                setattr(t.wait, k, v)
+        self.make_runnable(t)
+
+    def remove(self, t: Thread) -> None:
+        self.blocked.discard(t)
+        try:
+            self.runq.remove(t)
+        except ValueError:
+            pass
+
+    def pick(self) -> Thread | None:
+        while self.runq:
+            t = self.runq.popleft()
+            if t.state == RUNNABLE:
+                return t
+        return None
+
+    def next_deadline(self, extra: int | None = None) -> int | None:
+        deadlines = [t.wait.deadline for t in self.blocked if t.wait and t.wait.deadline is not None]
+        if extra is not None:
+            deadlines.append(extra)
+        return min(deadlines) if deadlines else None
+
+    def poll_events(self, timeout_ns: int | None, wakeup_fd: int) -> None:
+        """Wait (up to timeout_ns; None = forever, 0 = just look) for a blocked thread's fd or deadline,
+        then wake the threads whose wait is over."""
+        fd_waiters = [t for t in self.blocked if t.wait and t.wait.kind == "fd"]
+        p = select.poll()
+        wanted: dict[int, int] = {}
+        for t in fd_waiters:
+            for fd, events in t.wait.fds:
+                wanted[fd] = wanted.get(fd, 0) | events
+        if wakeup_fd >= 0:
+            wanted[wakeup_fd] = select.POLLIN
+        for fd, events in wanted.items():
+            p.register(fd, events)
+        ms = None if timeout_ns is None else max(0, (timeout_ns + 999_999) // 1_000_000)
+        try:
+            ready = dict(p.poll(ms))
+        except InterruptedError:
+            ready = {}
+        if wakeup_fd in ready:
+            try:
+                os.read(wakeup_fd, 4096)
+            except BlockingIOError:
+                pass
+        for t in fd_waiters:
+            if any(ready.get(fd) for fd, _ in t.wait.fds):
+                self.wake(t, woken=True)
+        now = now_ns()
+        for t in list(self.blocked):
+            if t.wait and t.wait.deadline is not None and now >= t.wait.deadline:
+                self.wake(t, timed_out=True)
+
+
+class Watchdog:
+    """Ends a vCPU run when its time slice is over and something else needs the CPU."""
+
+    def __init__(self, kernel):
+        self.k = kernel
+        self.running = None               # the vCPU inside run(), if any
+        self.slice_start = 0
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeup_r, self.wakeup_w = r, w
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="mvemu-watchdog", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop:
+            try:
+                readable, _, _ = select.select([self.wakeup_r], [], [], QUANTUM_S)
+            except (OSError, ValueError):
+                return
+            v = self.running
+            if v is None:
+                continue
+            if readable:                        # a host signal arrived: let the main thread see it
+                v.request_preempt()
+                continue
+            if time.monotonic() - self.slice_start >= QUANTUM_S and self.k.wants_cpu():
+                v.request_preempt()
+
+    def close(self) -> None:
+        self._stop = True
