@@ -545,7 +545,9 @@ class RosKernel:
         """Terminate `proc` by signal `sig` (default action)."""
         if proc is self.init and sig not in (signals.SIGPIPE, signals.SIGINT):  # shells are silent about these
             self.log_line(f"mvemu: {proc.comm}: killed by {signals.name(sig)}" + (f": {what}" if what else ""))
-        self.exit_process(proc, 128 + sig, status_word=sig | (0x80 if core else 0))
+        # The "core dumped" bit is set only when a core would really be written (RLIMIT_CORE > 0).
+        dumped = core and _core_limit(proc) > 0
+        self.exit_process(proc, 128 + sig, status_word=sig | (0x80 if dumped else 0))
 
     def exit_thread(self, t: Thread, code: int) -> None:
         """exit(2): one thread ends; the last one ends the process."""
@@ -629,6 +631,13 @@ class RosKernel:
     def shutdown(self) -> None:
         if self.watchdog:
             self.watchdog.close()
+
+
+def _core_limit(proc: Process) -> int:
+    import resource
+    if 4 in proc.rlimits:                       # RLIMIT_CORE set by the guest
+        return proc.rlimits[4][0]
+    return resource.getrlimit(resource.RLIMIT_CORE)[0]
 
 
 def _host_umask() -> int:

@@ -1,7 +1,8 @@
 """futex(2): wait queues keyed by address, with the variants glibc and musl use.
 
-Private futexes are keyed by (address space, virtual address); shared ones by the guest-physical
-address of the word, so processes sharing a MAP_SHARED page meet on the same queue. A woken waiter
+Keys follow Linux's get_futex_key: a word in process-private memory is keyed by (address space,
+virtual address) whether or not FUTEX_PRIVATE_FLAG is given; a word in a MAP_SHARED mapping
+(without the flag) by its guest-physical address, so processes sharing the page meet on one queue. A woken waiter
 re-runs its futex call (the ROS restarts blocked calls) and finds its outcome in its Wait.
 """
 from __future__ import annotations
@@ -34,10 +35,12 @@ def _queues(k) -> dict:
 
 
 def _key(mm, addr: int, private: bool):
-    if private:
+    from ..mm import MAP_SHARED
+    vma = None if private else mm.find(addr)
+    if vma is None or not vma.flags & MAP_SHARED:
         return ("mm", id(mm), addr)
     pa = mm.user_page(addr, False)
-    return ("pa", pa) if pa is not None else None
+    return ("pa", pa) if pa is not None else ("mm", id(mm), addr)
 
 
 def _read_u32(mm, addr):
@@ -45,24 +48,23 @@ def _read_u32(mm, addr):
     return None if raw is None else struct.unpack("<I", raw)[0]
 
 
-def wake(k, mm, addr: int, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY, private: bool = True) -> int:
-    """Wake up to n waiters on the word at addr. Also used at thread exit (CLONE_CHILD_CLEARTID)."""
+def wake(k, mm, addr: int, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY, private: bool = False) -> int:
+    """Wake up to n waiters on the word at addr. Also used at thread exit (CLONE_CHILD_CLEARTID,
+    a shared wake as in Linux's mm_release)."""
     queues = _queues(k)
+    key = _key(mm, addr, private)
+    waiters = queues.get(key)
     woken = 0
-    for key in {_key(mm, addr, True), _key(mm, addr, False)} if not private else {_key(mm, addr, True)}:
-        waiters = queues.get(key)
-        if not waiters:
+    for t in list(waiters or ()):
+        if woken >= n:
+            break
+        if t.wait is None or not t.wait.bitset & bitset:
             continue
-        for t in list(waiters):
-            if woken >= n:
-                break
-            if t.wait is None or not t.wait.bitset & bitset:
-                continue
-            waiters.remove(t)
-            k.sched.wake(t, woken=True)
-            woken += 1
-        if not waiters:
-            queues.pop(key, None)
+        waiters.remove(t)
+        k.sched.wake(t, woken=True)
+        woken += 1
+    if waiters is not None and not waiters:
+        queues.pop(key, None)
     return woken
 
 
