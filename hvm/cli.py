@@ -105,6 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as e:                        # a bug in mvemu, not the user's mistake
+        if os.environ.get("MVEMU_DEBUG"):
+            raise
+        where = e.__traceback__
+        while where and where.tb_next:
+            where = where.tb_next
+        loc = f" at {os.path.basename(where.tb_frame.f_code.co_filename)}:{where.tb_lineno}" if where else ""
+        print(f"mvemu: internal error: {type(e).__name__}: {e}{loc} "
+              f"(this is a bug in mvemu; MVEMU_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

@@ -86,15 +86,20 @@ class AnonBacking(Backing):
 class FileBacking(Backing):
     """An open host file (mmap of a guest file descriptor). Holds its own duplicate of the fd."""
     fd: int
+    writable: bool = False            # opened for writing: shared pages go back to the file
     shared: SharedPages = field(default_factory=SharedPages)
 
     def read(self, offset: int, n: int) -> bytes:
         return os.pread(self.fd, n, offset)
 
     def write_back(self, offset: int, data) -> None:
-        size = os.fstat(self.fd).st_size
-        if offset < size:
-            os.pwrite(self.fd, bytes(data[:size - offset]), offset)
+        """Store a page of a shared mapping into the file (never past its end, as Linux)."""
+        try:
+            size = os.fstat(self.fd).st_size
+            if offset < size:
+                os.pwrite(self.fd, bytes(data[:size - offset]), offset)
+        except OSError:
+            pass          # the file went away or shrank; Linux drops such pages too
 
     def __del__(self):
         try:
@@ -242,7 +247,7 @@ class AddressSpace:
     def writeback(self, start: int, end: int) -> None:
         """Write resident pages of shared file mappings in [start, end) back to their files."""
         for v in self.overlapping(start, end):
-            if not (v.flags & MAP_SHARED and isinstance(v.backing, FileBacking)):
+            if not (v.flags & MAP_SHARED and isinstance(v.backing, FileBacking) and v.backing.writable):
                 continue
             lo, hi = max(start, v.start), min(end, v.end)
             for offset, pa in v.backing.shared.pages.items():

@@ -65,7 +65,7 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, offset, *_):
                 return -errno.ENODEV
         except OSError as e:
             return -e.errno
-        backing = FileBacking(os.dup(f.host_fd))
+        backing = FileBacking(os.dup(f.host_fd), writable=acc == os.O_RDWR)
         name = os.path.basename(f.path)
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
         if addr & (PAGE - 1):
