@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import os
+from array import array
 from dataclasses import dataclass, field, replace
 
 from hvm.memory import PAGE_SIZE, GuestMemory
@@ -21,6 +22,11 @@ MAP_GROWSDOWN, MAP_NORESERVE, MAP_FIXED_NOREPLACE = 0x100, 0x4000, 0x100000
 
 # #PF error-code bits
 PF_P, PF_W, PF_U, PF_I = 1, 2, 4, 16
+
+
+# PTE_W in each of a page table's 512 entries, for whole-table updates (PTE_SOFT_COW = PTE_W << 9)
+_W_EVERY_ENTRY = int.from_bytes(PTE_W.to_bytes(8, "little") * 512, "little")
+assert PTE_SOFT_COW == PTE_W << 9
 
 
 def page_down(x: int) -> int:
@@ -210,16 +216,36 @@ class AddressSpace:
         removed = self._carve(start, end)
         if not removed:
             return
-        if any(v.prot & PROT_EXEC for v in removed):
-            self.tlb.flush_code()
         self._release_pages(start, end)
         self.tlb.flush_tlb()
 
     def _release_pages(self, start: int, end: int) -> None:
-        for _va, slot, pte in list(self.pt.mapped_pages(start, end)):
-            if pte & (PTE_P | PTE_SOFT_NONE):
-                self.frames.put(pte & ADDR_MASK)
-            self.mem.write_u64(slot, 0)
+        """Unmap [start, end) and drop the frames' references. If a frame that was mapped
+        executable is freed (and so may be reused), translated code must go."""
+        code_freed = False
+        mem = self.mem
+        refs, fbase, free = self.frames.refs, self.frames.base, self.frames.free_list   # inlined put
+        held = PTE_P | PTE_SOFT_NONE
+        for base, table in self.pt.level1_tables(start, end):
+            entries = array("Q", mem.read(table, PAGE_SIZE))
+            lo = max(0, (start - base) >> 12)
+            hi = min(512, (end - base + PAGE_SIZE - 1) >> 12)
+            whole = lo == 0 and hi == 512
+            for e in (entries if whole else entries[lo:hi]):
+                if e & held:
+                    pa = e & ADDR_MASK
+                    j = (pa - fbase) >> 12
+                    refs[j] -= 1
+                    if not refs[j]:
+                        free.append(pa)
+                        if not e & PTE_NX:
+                            code_freed = True
+            if whole:
+                mem.zero(table, PAGE_SIZE)
+            else:
+                mem.zero(table + 8 * lo, 8 * (hi - lo))
+        if code_freed:
+            self.tlb.flush_code()
 
     def protect(self, start: int, end: int, prot: int) -> None:
         """Change protection of [start, end), which the caller has checked is fully mapped."""
@@ -438,20 +464,33 @@ class AddressSpace:
     # -- fork -------------------------------------------------------------------------------------
     def fork(self) -> "AddressSpace":
         """A copy-on-write duplicate: private pages become read-only and shared by both until one
-        writes (then `_break_cow` copies); MAP_SHARED pages stay shared and writable."""
+        writes (then `_break_cow` copies); MAP_SHARED pages stay shared and writable. Works a page
+        table (512 entries) at a time."""
         child = AddressSpace(self.mem, self.frames, self.kernel_pml4e, self.tlb, self.zero_page)
         child.vmas = [replace(v) for v in self.vmas]
         child._starts = list(self._starts)
         child.brk_start, child.brk, child.mmap_base = self.brk_start, self.brk, self.mmap_base
-        mem, frames = self.mem, self.frames
-        for v in self.vmas:
-            private = not v.flags & MAP_SHARED
-            for va, slot, pte in list(self.pt.mapped_pages(v.start, v.end)):
-                frames.get(pte & ADDR_MASK)
-                if private and pte & PTE_W:
-                    pte = (pte & ~PTE_W) | PTE_SOFT_COW
-                    mem.write_u64(slot, pte)
-                child.pt.set_pte(va, pte)
+        mem = self.mem
+        refs, fbase = self.frames.refs, self.frames.base       # inlined FrameAllocator.get
+        shared = [(v.start, v.end) for v in self.vmas if v.flags & MAP_SHARED]
+        for base, table in self.pt.level1_tables():
+            raw = mem.read(table, PAGE_SIZE)
+            entries = array("Q", raw)
+            for j in [((e & ADDR_MASK) - fbase) >> 12 for e in entries if e]:
+                refs[j] += 1
+            span_shared = [(a, b) for a, b in shared if a < base + (1 << 21) and b > base]
+            if not span_shared:
+                # every writable entry becomes read-only + COW at once, on the table as one integer
+                x = int.from_bytes(raw, "little")
+                w = x & _W_EVERY_ENTRY
+                data = ((x ^ w) | (w << 9)).to_bytes(PAGE_SIZE, "little")
+            else:
+                for i, e in enumerate(entries):
+                    if e & PTE_W and not any(a <= base + (i << 12) < b for a, b in span_shared):
+                        entries[i] = (e & ~PTE_W) | PTE_SOFT_COW
+                data = entries.tobytes()
+            mem.write(table, data)
+            mem.write(child.pt.table_for(base), data)
         self.tlb.flush_tlb()
         return child
 
@@ -461,8 +500,6 @@ class AddressSpace:
         if self.users > 0:
             return
         self.writeback(0, layout.USER_TOP)
-        if any(v.prot & PROT_EXEC for v in self.vmas):
-            self.tlb.flush_code()
         self._release_pages(0, layout.USER_TOP)
         self.vmas, self._starts = [], []
         self.pt.destroy()

@@ -32,12 +32,12 @@ class FrameAllocator:
         self.memory = memory
         self.base, self.end = base, end
         self._next = base                 # frames above this were never used: already zero
-        self._free: list[int] = []
+        self.free_list: list[int] = []
         self.refs = array("I", bytes(4 * ((end - base) >> PAGE_SHIFT)))
 
     def alloc(self, zero: bool = True) -> int:
-        if self._free:
-            pa = self._free.pop()
+        if self.free_list:
+            pa = self.free_list.pop()
             if zero:
                 self.memory.zero(pa, PAGE_SIZE)
         elif self._next < self.end:
@@ -51,18 +51,21 @@ class FrameAllocator:
     def get(self, pa: int) -> None:
         self.refs[(pa - self.base) >> PAGE_SHIFT] += 1
 
-    def put(self, pa: int) -> None:
+    def put(self, pa: int) -> bool:
+        """Drop a reference; True if that freed the frame."""
         i = (pa - self.base) >> PAGE_SHIFT
         self.refs[i] -= 1
         if self.refs[i] == 0:
-            self._free.append(pa)
+            self.free_list.append(pa)
+            return True
+        return False
 
     def refcount(self, pa: int) -> int:
         return self.refs[(pa - self.base) >> PAGE_SHIFT]
 
     @property
     def used(self) -> int:
-        return ((self._next - self.base) >> PAGE_SHIFT) - len(self._free)
+        return ((self._next - self.base) >> PAGE_SHIFT) - len(self.free_list)
 
     @property
     def total(self) -> int:
@@ -114,6 +117,27 @@ class PageTable:
             return None
         return (pte & ADDR_MASK) | (va & (PAGE_SIZE - 1))
 
+    def _entries(self, table: int) -> array:
+        return array("Q", self.mem.read(table, PAGE_SIZE))
+
+    def level1_tables(self, lo: int = 0, hi: int = 1 << 47):
+        """Yield (virtual base, physical address) of every page table (level 1) covering [lo, hi)."""
+        for i4, e4 in enumerate(self._entries(self.pml4)[:256]):
+            if not e4 & PTE_P or (i4 + 1) << 39 <= lo or i4 << 39 >= hi:
+                continue
+            for i3, e3 in enumerate(self._entries(e4 & ADDR_MASK)):
+                if not e3 & PTE_P:
+                    continue
+                for i2, e2 in enumerate(self._entries(e3 & ADDR_MASK)):
+                    if e2 & PTE_P:
+                        base = (i4 << 39) | (i3 << 30) | (i2 << 21)
+                        if base + (1 << 21) > lo and base < hi:
+                            yield base, e2 & ADDR_MASK
+
+    def table_for(self, va: int) -> int:
+        """Physical address of the page table covering `va`, creating the levels above it."""
+        return self.pte_addr(va, create=True) - 8 * _index(va, 0)
+
     def walk(self, va: int) -> list[tuple[int, int, int]]:
         """Each level's (level, entry address, entry) for `va`, top down (for debuggers and teaching)."""
         out, table = [], self.pml4
@@ -157,14 +181,12 @@ class PageTable:
     def release_user(self) -> None:
         """Free every table of the lower half (the frames they map are released by the caller)."""
         def free_level(table: int, level: int, count: int) -> None:
-            if level == 0:          # a page table: its entries map data frames, not tables
-                return
-            for i in range(count):
-                entry = self.mem.read_u64(table + 8 * i)
+            for i, entry in enumerate(self._entries(table)[:count]):
                 if entry & PTE_P:
-                    free_level(entry & ADDR_MASK, level - 1, 512)
+                    if level > 1:               # the entries of a page table map data, not tables
+                        free_level(entry & ADDR_MASK, level - 1, 512)
                     self.frames.put(entry & ADDR_MASK)
-                    self.mem.write_u64(table + 8 * i, 0)
+            self.mem.zero(table, 8 * count)
         free_level(self.pml4, 3, 256)
 
     def destroy(self) -> None:
