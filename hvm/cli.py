@@ -73,6 +73,17 @@ def resolve_program(name: str) -> str:
     return found or name
 
 
+def original_environment() -> list[bytes]:
+    """The environment mvemu was started with. Python may have changed os.environ at start-up
+    (PEP 538 sets LC_CTYPE=C.UTF-8 under the C locale); the guest must see what a native run
+    would, which is what the kernel recorded at exec time."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            return [e for e in f.read().split(b"\0") if e]
+    except OSError:
+        return [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in os.environ.items()]
+
+
 def cmd_run(opts) -> int:
     from ros_shim.kernel import KernelOptions, RosKernel
     from ros_shim.loader import ExecError
@@ -83,7 +94,7 @@ def cmd_run(opts) -> int:
     machine = Machine(opts.mem)
     kernel = RosKernel(machine.memory, machine.ros, KernelOptions(trace=opts.trace))
     argv = [os.fsencode(opts.program)] + [os.fsencode(a) for a in opts.args]
-    envp = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in os.environ.items()]
+    envp = original_environment()
     try:
         kernel.spawn(path, argv, envp)
     except ExecError as e:

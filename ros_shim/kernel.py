@@ -220,11 +220,13 @@ class RosKernel:
 
     def on_exception(self, vcpu: Vcpu, exit: Exit) -> bool:
         if exit.vector == PF and vcpu.cpl() == 3:
+            t = self.current
             try:
-                if self.current.proc.mm.fault(exit.cr2, exit.error_code):
+                if t.proc.mm.fault(exit.cr2, exit.error_code):
                     return True
             except OutOfMemory:
-                pass
+                # Linux's OOM killer: SIGKILL, and mvemu says what ran out.
+                t.oom = True
         return False        # anything else stops the vCPU and comes back through on_exit
 
     def on_exit(self, vcpu: Vcpu, exit: Exit) -> None:
@@ -250,6 +252,11 @@ class RosKernel:
 
     def _fault_signal(self, vcpu: Vcpu, t: Thread, exit: Exit) -> None:
         """A CPU exception the ROS did not resolve becomes a signal to the thread, as on Linux."""
+        if getattr(t, "oom", False):
+            t.oom = False
+            self.kill_process(t.proc, signals.SIGKILL, f"out of guest memory at {exit.cr2:#x} "
+                                                        f"(raise --mem, now {self.part.size >> 20} MiB)")
+            return
         if exit.kind is ExitKind.INVALID_OPCODE:
             sig, code, addr, what = signals.SIGILL, 2, exit.rip, f"illegal instruction at rip {exit.rip:#x}"
         elif exit.kind in (ExitKind.HALT, ExitKind.HYPERCALL):

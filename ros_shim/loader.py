@@ -53,6 +53,8 @@ class ElfImage:
 def read_elf(path: str) -> ElfImage:
     """Parse and validate a static x86-64 executable. Raises ExecError with a user-facing reason."""
     import errno as E
+    if os.path.isfile(path) and not os.access(path, os.X_OK):
+        raise ExecError("Permission denied (not executable)", E.EACCES)
     try:
         with open(path, "rb") as f:
             data = f.read()

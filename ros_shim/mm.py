@@ -446,6 +446,8 @@ class AddressSpace:
         return True
 
     def read_cstr(self, va: int, limit: int = 4096) -> bytes | None:
+        """The NUL-terminated string at va; None if unreadable. A string with no NUL within
+        `limit` bytes comes back truncated to `limit` bytes (callers compare the length)."""
         out = bytearray()
         while len(out) < limit:
             pa = self.user_page(va, False)
@@ -459,7 +461,7 @@ class AddressSpace:
                 return bytes(out)
             out += block
             va += chunk
-        return None
+        return bytes(out)
 
     # -- fork -------------------------------------------------------------------------------------
     def fork(self) -> "AddressSpace":

@@ -53,6 +53,8 @@ def _path(t, ptr):
 
 def _host_path(t, p: bytes) -> bytes:
     """Paths that name the process itself refer to the guest process, not to mvemu."""
+    if _is_self_exe(t, p):
+        return os.fsencode(t.proc.exe)
     for prefix in (b"/proc/self/fd/", b"/dev/fd/", b"/proc/%d/fd/" % t.proc.pid):
         if p.startswith(prefix):
             num, _, rest = p[len(prefix):].partition(b"/")
