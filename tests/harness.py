@@ -68,7 +68,7 @@ class Case:
     def __post_init__(self):
         self.args = tuple(self.args)
         if not self.id:
-            self.id = " ".join([os.path.basename(self.prog), *map(_show_arg, self.args)])
+            self.id = " ".join([os.path.basename(self.prog), *map(_show_arg, self.args)]).replace(f"{BUILD}/", "")
 
     def argv_for(self, work: Path) -> list:
         """Arguments with `{work}` replaced by the work directory's absolute path."""
@@ -258,12 +258,14 @@ def compare(case: Case, native: Result, mvemu: Result) -> list[str]:
 
 def check(case: Case, work: Path) -> tuple[Result, Result]:
     """Run `case` both ways in `work` and fail the test with a readable report if they differ."""
+    import pytest
+    if not os.access(case.prog, os.X_OK):
+        pytest.fail(f"{case.prog} does not exist or is not executable (is guest_images built?)", pytrace=False)
     native = run_native(case, work)
     mvemu = run_mvemu(case, work)
     _wipe(work)
     problems = compare(case, native, mvemu)
     if problems:
-        import pytest
         cmd = " ".join(map(_show_arg, [case.prog, *case.argv_for(work)]))
         pytest.fail(f"mvemu differs from native Linux for: {cmd}  (cwd {work})\n\n" + "\n\n".join(problems),
                     pytrace=False)
