@@ -11,7 +11,7 @@ compares:
   128+N, and then mvemu must have printed exactly one extra stderr line starting with `mvemu: `
   that names the signal (e.g. contains "SIGSEGV"); that line is removed before stderr is compared;
 - the files left behind in the work directory: names, kinds, symlink targets, permission bits,
-  sizes and contents.
+  sizes and contents (with `stdout_file`, stdout goes to a file there instead of a pipe).
 
 Some mvemu notes on stderr are by design (an unimplemented system call is reported once); a case
 lists the ones it tolerates in `mvemu_notes` (regular expressions; each removes at most one matching
@@ -63,12 +63,15 @@ class Case:
     timeout: float = DEFAULT_TIMEOUT
     mvemu_notes: tuple = ()             # regexes of tolerated extra `mvemu:` stderr lines
     mvemu_options: tuple = ()           # e.g. ("--mem", "256M")
+    stdout_file: str | None = None      # send stdout to this file in the work dir instead of a pipe
     id: str = ""
 
     def __post_init__(self):
         self.args = tuple(self.args)
         if not self.id:
             self.id = " ".join([os.path.basename(self.prog), *map(_show_arg, self.args)]).replace(f"{BUILD}/", "")
+            if self.stdout_file:
+                self.id += f" >{self.stdout_file}"
 
     def argv_for(self, work: Path) -> list:
         """Arguments with `{work}` replaced by the work directory's absolute path."""
@@ -137,16 +140,20 @@ def _wipe(work: Path) -> None:
 
 def _run(cmd: list, case: Case, work: Path) -> Result:
     env = {k: v.replace("{work}", str(work)) for k, v in (BASE_ENV if case.env is None else case.env).items()}
+    out = open(work / case.stdout_file, "wb") if case.stdout_file else subprocess.PIPE
     try:
         p = subprocess.run(cmd, cwd=work, env=env, umask=case.umask, timeout=case.timeout,
                            input=case.stdin, stdin=None if case.stdin is not None else subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                           stdout=out, stderr=subprocess.PIPE)
     except subprocess.TimeoutExpired as e:
         return Result(e.stdout or b"", e.stderr or b"", -1, None, _snapshot(work), timed_out=True)
+    finally:
+        if case.stdout_file:
+            out.close()
     rc, sig = p.returncode, None
     if rc < 0:
         sig, rc = -rc, 128 - rc
-    return Result(p.stdout, p.stderr, rc, sig, _snapshot(work))
+    return Result(p.stdout or b"", p.stderr, rc, sig, _snapshot(work))
 
 
 def run_native(case: Case, work: Path) -> Result:
