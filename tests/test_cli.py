@@ -144,8 +144,6 @@ def test_riscv_elf(tmp_path, mvemu_importable):
     assert_one_error_line(status, err, expect_status=126, mentions=("architecture",))
 
 
-@pytest.mark.xfail(strict=True, reason="mvemu runs a file without execute permission; execve(2) and every "
-                                       "shell refuse it with EACCES (status 126, 'Permission denied')")
 def test_not_executable(tmp_path, images, mvemu_importable):
     f = tmp_path / "hello-noexec"
     shutil.copy(images / "hello.glibc", f)
@@ -220,10 +218,6 @@ def test_guest_args_that_look_like_options(tmp_path, images, mvemu_importable):
     assert (status, out, err) == (0, b"Hello from mvemu guest\n--trace\n--help\n--mem\n1\n", "")
 
 
-@pytest.mark.xfail(strict=True, reason="running out of guest frames in a user page fault (e.g. breaking copy-on-"
-                                       "write of the shared zero page) is reported as SIGSEGV 'invalid write ... "
-                                       "(not permitted by the mapping's protection rw-)', status 139, instead "
-                                       "of 'out of guest memory (raise --mem)': on_exception swallows OutOfMemory")
 def test_out_of_guest_memory(tmp_path, cprog, mvemu_importable):
     """A guest that needs more RAM than --mem gives ends with one line, not a traceback."""
     prog = cprog("touch_mem")

@@ -267,15 +267,11 @@ BASH_CASES = [
 ]
 
 ENV_AND_REGRESSION_CASES = [
-    # Python's C-locale coercion (PEP 538) puts LC_CTYPE=C.UTF-8 into mvemu's own os.environ, and
-    # mvemu hands os.environ to the guest: a guest started without LANG/LC_* sees a variable the user
-    # never set.
-    P(Case(img("busybox"), ("env",), env={"PATH": "/usr/bin:/bin"}, id="busybox env (no LC_*)"),
-      "mvemu leaks LC_CTYPE=C.UTF-8 into the guest environment when started without LC_ALL/LC_CTYPE/LANG "
-      "(Python's PEP 538 C-locale coercion changes os.environ, which cli.py passes to the guest)"),
-    *per_variant("argv_env", ("LC_CTYPE",), env={"PATH": "/usr/bin:/bin"},
-                 xfail="mvemu leaks LC_CTYPE=C.UTF-8 into the guest environment (PEP 538 coercion of "
-                       "mvemu's own os.environ)"),
+    # The guest gets the environment mvemu was started with, even without any LC_*/LANG (Python's
+    # PEP 538 C-locale coercion once added LC_CTYPE=C.UTF-8 to mvemu's os.environ).
+    P(Case(img("busybox"), ("env",), env={"PATH": "/usr/bin:/bin"}, id="busybox env (no LC_*)")),
+    *per_variant("argv_env", ("LC_CTYPE", "LANG"), env={"PATH": "/usr/bin:/bin"}),
+    P(Case(img("busybox"), ("env",), env={}, id="busybox env (empty environment)")),
     # The umask is inherited from whoever starts the program.
     P(Case(img("bash"), ("-c", "umask; echo x > f"), umask=0o077, mvemu_notes=BASH_NOTES,
            id="bash -c umask (umask 077)")),

@@ -58,6 +58,8 @@ def test_read_elf_static_pie_links_at_zero(images):
 
 
 def _expect_exec_error(path, err, *words):
+    if path.is_file():
+        path.chmod(0o755)             # executable, so that the check under test is the one that fails
     with pytest.raises(ExecError) as info:
         loader.read_elf(str(path))
     assert info.value.errno == err
@@ -74,6 +76,16 @@ def test_exec_error_missing(tmp_path):
 
 def test_exec_error_directory(tmp_path):
     _expect_exec_error(tmp_path, errno.EACCES, "directory")
+
+
+def test_exec_error_not_executable(tmp_path, images):
+    f = tmp_path / "noexec"
+    f.write_bytes((images / "hello.glibc").read_bytes())
+    f.chmod(0o644)
+    with pytest.raises(ExecError) as info:
+        loader.read_elf(str(f))
+    assert info.value.errno == errno.EACCES
+    assert "Permission denied" in str(info.value)
 
 
 def test_exec_error_text(tmp_path):

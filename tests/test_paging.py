@@ -375,7 +375,7 @@ def test_read_cstr(mm):
     mm.map(0x10_0000, 0x10_2000, RW, ANON)
     assert mm.write(0x10_0FFA, b"across\0tail")
     assert mm.read_cstr(0x10_0FFA) == b"across"
-    assert mm.read_cstr(0x10_0FFA, limit=3) is None, "no NUL within the limit"
+    assert mm.read_cstr(0x10_0FFA, limit=3) == b"acr", "no NUL within the limit: truncated to the limit"
     assert mm.write(0x10_1FFC, b"abcd")              # runs into the end of the mapping
     assert mm.read_cstr(0x10_1FFC) is None
     assert mm.read_cstr(0x50_0000) is None
