@@ -130,6 +130,7 @@ class RosKernel:
         proc.threads.append(thread)
         self.processes[pid] = proc
         self.init = proc
+        self.fg_pgrp = proc.pgid            # the terminal's foreground process group
         self.exec_image(thread, image, argv, envp, path.encode())
         self.current = thread
         return proc
@@ -544,7 +545,7 @@ class RosKernel:
             pass
         for s in sigs:
             for p in list(self.processes.values()):
-                if p.pgid == self.init.pgid and not p.zombie:
+                if p.pgid == self.fg_pgrp and not p.zombie:
                     self.post_signal(p, SigInfo(s, signals.SI_KERNEL))
 
     # -- process death ----------------------------------------------------------------------------

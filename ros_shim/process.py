@@ -38,7 +38,7 @@ class SigActions:
         return SigActions(dict(self.table))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Thread:
     tid: int
     proc: "Process"
@@ -63,8 +63,11 @@ class Thread:
     def alive(self) -> bool:
         return self.state != DEAD
 
+    def __repr__(self) -> str:
+        return f"<Thread {self.tid} of pid {self.proc.pid} {self.state}>"
 
-@dataclass(eq=False)
+
+@dataclass(eq=False, repr=False)
 class Process:
     pid: int
     ppid: int
@@ -103,3 +106,6 @@ class Process:
     @property
     def zombie(self) -> bool:
         return self.exit_status is not None
+
+    def __repr__(self) -> str:
+        return f"<Process {self.pid} {self.comm!r}{' zombie' if self.zombie else ''}>"

@@ -54,10 +54,8 @@ class Scheduler:
 
     def remove(self, t: Thread) -> None:
         self.blocked.discard(t)
-        try:
+        if t in self.runq:
             self.runq.remove(t)
-        except ValueError:
-            pass
 
     def pick(self) -> Thread | None:
         while self.runq:

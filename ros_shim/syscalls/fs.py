@@ -488,15 +488,36 @@ _TTY_IOCTLS = {
     0x5402: (36, 0), 0x5403: (36, 0), 0x5404: (36, 0),   # TCSETS, TCSETSW, TCSETSF
     0x5413: (0, 8),      # TIOCGWINSZ
     0x5414: (8, 0),      # TIOCSWINSZ
-    0x540F: (0, 4),      # TIOCGPGRP
-    0x5410: (4, 0),      # TIOCSPGRP
-    0x5429: (0, 4),      # TIOCGSID
     0x541B: (0, 4),      # FIONREAD
     0x5421: (4, 0),      # FIONBIO
     0x5411: (0, 4),      # TIOCOUTQ
 }
 _TTY_INT_IOCTLS = {0x540B, 0x540A, 0x5409, 0x540E, 0x5422}   # TCFLSH, TCXONC, TCSBRK, TIOCSCTTY, TIOCNOTTY
 FIONCLEX, FIOCLEX = 0x5450, 0x5451
+TIOCGPGRP, TIOCSPGRP, TIOCGSID = 0x540F, 0x5410, 0x5429
+
+
+def _job_control(k, t, f, cmd, arg):
+    """The terminal's foreground process group and session, in guest ids. The host terminal is
+    mvemu's; the guest's job control is kept by the ROS (tcgetpgrp/tcsetpgrp of shells)."""
+    if not os.isatty(f.host_fd):
+        return -errno.ENOTTY
+    if cmd == TIOCGPGRP:
+        return 0 if t.proc.mm.write(arg, struct.pack("<i", k.fg_pgrp)) else -errno.EFAULT
+    if cmd == TIOCGSID:
+        return 0 if t.proc.mm.write(arg, struct.pack("<i", k.init.sid)) else -errno.EFAULT
+    raw = t.proc.mm.read(arg, 4)
+    if raw is None:
+        return -errno.EFAULT
+    pgrp = struct.unpack("<i", raw)[0]
+    if pgrp < 0:
+        return -errno.EINVAL
+    if not any(p.pgid == pgrp and not p.zombie for p in k.processes.values()):
+        return -errno.ESRCH
+    if t.proc.sid != k.init.sid:
+        return -errno.ENOTTY
+    k.fg_pgrp = pgrp
+    return 0
 
 
 @syscall("ioctl", "fd,x,x")
@@ -508,6 +529,8 @@ def sys_ioctl(k, t, fd, cmd, arg, *_):
     if cmd in (FIOCLEX, FIONCLEX):
         t.proc.fds.entries[fd].cloexec = cmd == FIOCLEX
         return 0
+    if cmd in (TIOCGPGRP, TIOCSPGRP, TIOCGSID):
+        return _job_control(k, t, f, cmd, arg)
     if cmd in _TTY_IOCTLS:
         n_in, n_out = _TTY_IOCTLS[cmd]
         raw = t.proc.mm.read(arg, n_in) if n_in else b""
