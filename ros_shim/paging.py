@@ -121,18 +121,32 @@ class PageTable:
         return array("Q", self.mem.read(table, PAGE_SIZE))
 
     def level1_tables(self, lo: int = 0, hi: int = 1 << 47):
-        """Yield (virtual base, physical address) of every page table (level 1) covering [lo, hi)."""
-        for i4, e4 in enumerate(self._entries(self.pml4)[:256]):
-            if not e4 & PTE_P or (i4 + 1) << 39 <= lo or i4 << 39 >= hi:
+        """Yield (virtual base, physical address) of every page table (level 1) covering [lo, hi).
+        Only the entries of each level that cover the range are looked at."""
+        if hi <= lo:
+            return
+        last = hi - 1
+
+        def span(level: int, prefix: int) -> range:
+            shift = 12 + 9 * level
+            first = max(lo, prefix) >> shift & 0x1FF if lo > prefix else 0
+            end = (last >> shift & 0x1FF) + 1 if last < prefix + (1 << (shift + 9)) else 512
+            return range(first, end)
+
+        pml4 = self._entries(self.pml4)
+        for i4 in span(3, 0):
+            if i4 >= 256 or not pml4[i4] & PTE_P:
                 continue
-            for i3, e3 in enumerate(self._entries(e4 & ADDR_MASK)):
-                if not e3 & PTE_P:
+            b4 = i4 << 39
+            pdpt = self._entries(pml4[i4] & ADDR_MASK)
+            for i3 in span(2, b4):
+                if not pdpt[i3] & PTE_P:
                     continue
-                for i2, e2 in enumerate(self._entries(e3 & ADDR_MASK)):
-                    if e2 & PTE_P:
-                        base = (i4 << 39) | (i3 << 30) | (i2 << 21)
-                        if base + (1 << 21) > lo and base < hi:
-                            yield base, e2 & ADDR_MASK
+                b3 = b4 | (i3 << 30)
+                pd = self._entries(pdpt[i3] & ADDR_MASK)
+                for i2 in span(1, b3):
+                    if pd[i2] & PTE_P:
+                        yield b3 | (i2 << 21), pd[i2] & ADDR_MASK
 
     def table_for(self, va: int) -> int:
         """Physical address of the page table covering `va`, creating the levels above it."""
