@@ -64,6 +64,7 @@ class Case:
     mvemu_notes: tuple = ()             # regexes of tolerated extra `mvemu:` stderr lines
     mvemu_options: tuple = ()           # e.g. ("--mem", "256M")
     stdout_file: str | None = None      # send stdout to this file in the work dir instead of a pipe
+    unordered_stdout: bool = False      # compare stdout as a sorted list of lines (a racy program)
     id: str = ""
 
     def __post_init__(self):
@@ -253,8 +254,11 @@ def compare(case: Case, native: Result, mvemu: Result) -> list[str]:
     if native.status != mvemu.status and not mvemu.timed_out:
         how = f" (killed by {signal.Signals(native.signal).name})" if native.signal else ""
         problems.append(f"exit status differs: native {native.status}{how}, mvemu {mvemu.status}")
-    if native.stdout != mvemu.stdout:
-        problems.append(bytes_diff("stdout", native.stdout, mvemu.stdout))
+    n_out, m_out = native.stdout, mvemu.stdout
+    if case.unordered_stdout:
+        n_out, m_out = (b"".join(sorted(o.splitlines(keepends=True))) for o in (n_out, m_out))
+    if n_out != m_out:
+        problems.append(bytes_diff("stdout" + (" (lines sorted)" if case.unordered_stdout else ""), n_out, m_out))
     if native.stderr != m_err:
         problems.append(bytes_diff("stderr", native.stderr, m_err))
     fd = files_diff(native.files, mvemu.files)
