@@ -65,12 +65,15 @@ class Case:
     mvemu_options: tuple = ()           # e.g. ("--mem", "256M")
     stdout_file: str | None = None      # send stdout to this file in the work dir instead of a pipe
     unordered_stdout: bool = False      # compare stdout as a sorted list of lines (a racy program)
+    stdin_file: str | None = None       # stdin from this (prepared) file in the work dir: seekable
     id: str = ""
 
     def __post_init__(self):
         self.args = tuple(self.args)
         if not self.id:
             self.id = " ".join([os.path.basename(self.prog), *map(_show_arg, self.args)]).replace(f"{BUILD}/", "")
+            if self.stdin_file:
+                self.id += f" <{self.stdin_file}"
             if self.stdout_file:
                 self.id += f" >{self.stdout_file}"
 
@@ -142,15 +145,17 @@ def _wipe(work: Path) -> None:
 def _run(cmd: list, case: Case, work: Path) -> Result:
     env = {k: v.replace("{work}", str(work)) for k, v in (BASE_ENV if case.env is None else case.env).items()}
     out = open(work / case.stdout_file, "wb") if case.stdout_file else subprocess.PIPE
+    inp = open(work / case.stdin_file, "rb") if case.stdin_file else None
     try:
-        p = subprocess.run(cmd, cwd=work, env=env, umask=case.umask, timeout=case.timeout,
-                           input=case.stdin, stdin=None if case.stdin is not None else subprocess.DEVNULL,
+        p = subprocess.run(cmd, cwd=work, env=env, umask=case.umask, timeout=case.timeout, input=case.stdin,
+                           stdin=inp or (None if case.stdin is not None else subprocess.DEVNULL),
                            stdout=out, stderr=subprocess.PIPE)
     except subprocess.TimeoutExpired as e:
         return Result(e.stdout or b"", e.stderr or b"", -1, None, _snapshot(work), timed_out=True)
     finally:
-        if case.stdout_file:
-            out.close()
+        for f in (out, inp):
+            if f not in (None, subprocess.PIPE):
+                f.close()
     rc, sig = p.returncode, None
     if rc < 0:
         sig, rc = -rc, 128 - rc

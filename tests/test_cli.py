@@ -278,3 +278,54 @@ def test_unknown_syscall_number_is_plain_enosys(tmp_path, images, mvemu_importab
     assert status == 0, err
     assert b"unknown syscall 1000: ENOSYS" in out
     assert err == "", "nothing to report for a number Linux does not have either"
+
+
+# -- a terminal ------------------------------------------------------------------------------------
+def _run_on_pty(cmd, cwd, rows=24, cols=60, timeout=60):
+    """Run cmd with stdin/stdout/stderr on a fresh pseudo-terminal (its own session); returns
+    (status, everything it wrote)."""
+    import fcntl
+    import pty  # noqa: F401  (documents the dependency; os.openpty is the call)
+    import select
+    import termios
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=dict(BASE_ENV, TERM="dumb"),
+                         start_new_session=True)
+    os.close(slave)
+    out = b""
+    try:
+        while select.select([master], [], [], timeout)[0]:
+            try:
+                data = os.read(master, 65536)
+            except OSError:          # EIO: every writer has closed the terminal
+                break
+            if not data:
+                break
+            out += data
+    finally:
+        os.close(master)
+    try:
+        status = p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    return (128 - status if status < 0 else status), out
+
+
+@pytest.mark.parametrize("args", [
+    ("hello.glibc", "on", "a terminal"),
+    ("stdio_exit.musl", "_exit"),          # on a terminal stdio is still set to full buffering here
+    ("busybox", "stty", "size"),
+    ("busybox", "ls", "-C", "."),          # column layout follows the terminal width
+    ("bash", "-c", "[ -t 0 ] && [ -t 1 ] && echo both-ttys; echo $COLUMNS"),
+], ids=lambda a: " ".join(a))
+def test_terminal_stdio(args, images, tmp_path, mvemu_importable):
+    prog = str(images / args[0])
+    for name in ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"):
+        (tmp_path / (name * 2)).write_text("")
+    native = _run_on_pty([prog, *args[1:]], tmp_path)
+    emulated = _run_on_pty(mvemu_command(prog, args[1:]), tmp_path)
+    notes = b"mvemu: unimplemented system call socket (41): returning -ENOSYS\r\n"   # bash asks for a socket
+    emulated = (emulated[0], emulated[1].replace(notes, b""))
+    assert emulated == native

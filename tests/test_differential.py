@@ -218,6 +218,9 @@ PROCESS_CASES = [
     bbsh(f"{BB} find d -type f | {BB} sort", flaky=True),
     bbsh(f"echo in.txt passwd | {BB} xargs {BB} wc -l", flaky=True),
     bbsh("nosuchcommand; echo st=$?"),
+    # stdin on a regular file: the shell's `read` seeks back, so the next command sees the rest
+    bbsh(f"read a; echo \"got $a\"; {BB} cat", stdin_file="in.txt"),
+    bbsh(f"{BB} head -n 2; {BB} wc -l", stdin_file="big.txt"),
     # the shell kills itself: the same status as natively, and one `mvemu:` line naming the signal
     *(bbsh(f"echo before; kill -{sig} $$; echo after") for sig in ("SEGV", "TERM", "KILL", "USR1", "ABRT")),
     *(P(Case(img("busybox"), ("sh", "-c", f"echo before; kill -{sig} $$; echo after")), SILENT_DEATH)
@@ -262,6 +265,8 @@ BASH_CASES = [
     sh("echo data > out.txt; echo more >> out.txt; read -r l < out.txt; echo \"$l\"; "
        "exec 3> fd3.txt; echo via-fd3 >&3; exec 3>&-"),
     sh("umask; umask 027; umask; umask -S"),
+    sh("read -r a; read -r b; echo \"$b/$a\"; cat_rest() { while read -r l; do echo \"> $l\"; done; }; cat_rest",
+       stdin_file="in.txt", files=FILES),
     # with fork/exec/wait
     sh("x=$(echo sub); echo \"got $x\"; y=$(exit 4); echo st=$?"),
     sh("echo start; (echo in subshell; exit 2); echo st=$?; { echo grouped; } | { read -r l; echo \"[$l]\"; }"),
