@@ -13,6 +13,14 @@ from dataclasses import dataclass, field
 NOFILE_LIMIT = 1024
 
 
+class _PipeEvents:
+    """Where pipe activity is reported (the scheduler sets `notify` to its wake_fd)."""
+    notify = staticmethod(lambda host_fd: None)
+
+
+PIPE_EVENTS = _PipeEvents()
+
+
 @dataclass(eq=False)
 class OpenFile:
     host_fd: int
@@ -20,6 +28,7 @@ class OpenFile:
     path: str = ""
     refs: int = 0
     own_nonblock: bool = False    # the host fd is O_NONBLOCK for mvemu's sake (guest pipes)
+    peer: "OpenFile | None" = None    # a guest pipe's other end: its waiters are woken directly
     _pollable: bool | None = None
 
     @property
@@ -45,6 +54,9 @@ class OpenFile:
                 os.close(self.host_fd)
             except OSError:
                 pass
+            if self.peer is not None:           # EOF or EPIPE for whoever waits on the other end
+                PIPE_EVENTS.notify(self.peer.host_fd)
+                self.peer.peer = None
 
 
 @dataclass

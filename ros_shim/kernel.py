@@ -69,6 +69,8 @@ class RosKernel:
         self.tlb = TlbHooks(flush_tlb=self._flush_tlbs, flush_code=self._flush_code)
         self.processes: dict[int, Process] = {}
         self.sched = Scheduler()
+        from .files import PIPE_EVENTS
+        PIPE_EVENTS.notify = self.sched.wake_fd
         self.current: Thread | None = None
         self.need_resched = False
         self.slice_over = False
@@ -293,7 +295,7 @@ class RosKernel:
             if self.host_signals:
                 self._forward_host_signals()
             self._check_timers()
-            if self.sched.blocked and any(w.wait and w.wait.kind == "fd" for w in self.sched.blocked):
+            if self.sched.external_waits:
                 self.sched.poll_events(0, -1)
             t = self.current
             if t is not None and t.state == RUNNABLE:

@@ -17,6 +17,7 @@ class Wait:
     kind: str                          # "fd", "futex", "child", "sleep", "signal", "vfork", "forever"
     nr: int = -1                       # the blocked syscall
     fds: list = field(default_factory=list)   # kind "fd": [(host fd, poll events)] awaited
+    internal: bool = False             # kind "fd": only guest pipes, woken directly (no polling)
     deadline: int | None = None        # CLOCK_MONOTONIC ns, or None
     key: tuple | None = None           # kind "futex": (address space, address)
     bitset: int = 0xFFFF_FFFF

@@ -28,12 +28,14 @@ class Scheduler:
     def __init__(self):
         self.runq: collections.deque[Thread] = collections.deque()
         self.blocked: set[Thread] = set()
+        self.fd_waiters: dict[int, set[Thread]] = {}    # host fd -> threads waiting on it
+        self.external_waits = 0        # fd waits the ROS cannot see change (not guest pipes): poll them
         self.timers: list = []            # (deadline ns, callback) of interval timers, kept sorted
 
     def make_runnable(self, t: Thread) -> None:
         if t.state == DEAD:
             return
-        self.blocked.discard(t)
+        self._unblock(t)
         t.state = RUNNABLE
         if t not in self.runq:
             self.runq.append(t)
@@ -42,6 +44,32 @@ class Scheduler:
         t.wait = wait
         t.state = BLOCKED
         self.blocked.add(t)
+        if wait.kind == "fd":
+            for fd, _ in wait.fds:
+                self.fd_waiters.setdefault(fd, set()).add(t)
+            if not wait.internal:
+                self.external_waits += 1
+
+    def _unblock(self, t: Thread) -> None:
+        if t not in self.blocked:
+            return
+        self.blocked.discard(t)
+        w = t.wait
+        if w is not None and w.kind == "fd":
+            for fd, _ in w.fds:
+                waiters = self.fd_waiters.get(fd)
+                if waiters is not None:
+                    waiters.discard(t)
+                    if not waiters:
+                        del self.fd_waiters[fd]
+            if not w.internal:
+                self.external_waits -= 1
+
+    def wake_fd(self, host_fd: int) -> None:
+        """Something happened on host_fd (a guest wrote, read or closed the other end of a pipe):
+        its waiters look again."""
+        for t in list(self.fd_waiters.get(host_fd, ())):
+            self.wake(t, woken=True)
 
     def wake(self, t: Thread, **outcome) -> None:
         """End `t`'s wait (woken/timed_out/interrupted=True); it becomes runnable."""
@@ -53,7 +81,7 @@ class Scheduler:
         self.make_runnable(t)
 
     def remove(self, t: Thread) -> None:
-        self.blocked.discard(t)
+        self._unblock(t)
         if t in self.runq:
             self.runq.remove(t)
 

@@ -111,7 +111,12 @@ def _wait_ready(k, t, f, events):
         return None
     if f.nonblocking:
         return -errno.EAGAIN
-    return k.block(t, Wait("fd", fds=[(f.host_fd, events)]))
+    return k.block(t, Wait("fd", fds=[(f.host_fd, events)], internal=f.peer is not None))
+
+
+def _pipe_activity(k, f) -> None:
+    if f.peer is not None:
+        k.sched.wake_fd(f.peer.host_fd)
 
 
 @syscall("read", "fd,r,u")
@@ -128,11 +133,14 @@ def sys_read(k, t, fd, buf, count, *_):
     if r is not None:
         return r
     try:
-        return os.readv(f.host_fd, _merge(views))
+        n = os.readv(f.host_fd, _merge(views))
     except BlockingIOError:
-        return -errno.EAGAIN if f.nonblocking else k.block(t, Wait("fd", fds=[(f.host_fd, select.POLLIN)]))
+        return -errno.EAGAIN if f.nonblocking else \
+            k.block(t, Wait("fd", fds=[(f.host_fd, select.POLLIN)], internal=f.peer is not None))
     except OSError as e:
         return _oserr(e)
+    _pipe_activity(k, f)
+    return n
 
 
 @syscall("write", "fd,w,u")
@@ -152,14 +160,18 @@ def _write_views(k, t, f, views):
         return r
     try:
         if len(views) > IOV_MAX:
-            return os.write(f.host_fd, b"".join(views))
-        return os.writev(f.host_fd, views) if views else os.write(f.host_fd, b"")
+            n = os.write(f.host_fd, b"".join(views))
+        else:
+            n = os.writev(f.host_fd, views) if views else os.write(f.host_fd, b"")
     except BrokenPipeError:
         return k.sigpipe(t)
     except BlockingIOError:
-        return -errno.EAGAIN if f.nonblocking else k.block(t, Wait("fd", fds=[(f.host_fd, select.POLLOUT)]))
+        return -errno.EAGAIN if f.nonblocking else \
+            k.block(t, Wait("fd", fds=[(f.host_fd, select.POLLOUT)], internal=f.peer is not None))
     except OSError as e:
         return _oserr(e)
+    _pipe_activity(k, f)
+    return n
 
 
 def _iovecs(t, iov, iovcnt, write_to_guest):
@@ -199,11 +211,14 @@ def sys_readv(k, t, fd, iov, iovcnt, *_):
     if r is not None:
         return r
     try:
-        return _readv_all(f.host_fd, views)
+        n = _readv_all(f.host_fd, views)
     except BlockingIOError:
-        return -errno.EAGAIN if f.nonblocking else k.block(t, Wait("fd", fds=[(f.host_fd, select.POLLIN)]))
+        return -errno.EAGAIN if f.nonblocking else \
+            k.block(t, Wait("fd", fds=[(f.host_fd, select.POLLIN)], internal=f.peer is not None))
     except OSError as e:
         return _oserr(e)
+    _pipe_activity(k, f)
+    return n
 
 
 def _readv_all(fd, views):
@@ -429,6 +444,8 @@ def sys_pipe2(k, t, fds_ptr, flags, *_):
     if fw < 0:
         t.proc.fds.close(fr); os.close(w)
         return fw
+    rfile, wfile = t.proc.fds.get(fr), t.proc.fds.get(fw)
+    rfile.peer, wfile.peer = wfile, rfile
     if not t.proc.mm.write(fds_ptr, struct.pack("<ii", fr, fw)):
         t.proc.fds.close(fr); t.proc.fds.close(fw)
         return -errno.EFAULT
