@@ -247,6 +247,10 @@ class RosKernel:
                     t.fault_text = "bad signal frame in rt_sigreturn"
                     self.force_signal(t, SigInfo(signals.SIGSEGV, signals.SI_KERNEL))
         elif kind is ExitKind.BUDGET:
+            if vcpu.cpl() == 0:
+                # Stopped on the way into ring 3 (the iretq trampoline, whose frame sits on the one
+                # shared kernel stack): entering user mode is not preemptible.
+                return
             self.slice_over = True
         else:
             self._fault_signal(vcpu, t, exit)
@@ -286,6 +290,8 @@ class RosKernel:
             else:
                 what = f"exception {exit.vector} (error code {exit.error_code:#x}) at rip {exit.rip:#x}"
         t.fault_text = what
+        if self.trace:
+            self.log_line(f"[pid {t.tid}] --- {signals.name(sig)} {{si_code={code}, si_addr={addr:#x}}} --- {what}")
         self.force_signal(t, SigInfo(sig, code, addr=addr))
 
     # -- scheduling -------------------------------------------------------------------------------
@@ -322,8 +328,9 @@ class RosKernel:
 
     def _switch(self, vcpu: Vcpu, nxt: Thread) -> None:
         old = self.current
-        if old is not None and old is not nxt and old.state != DEAD and old.entry is None:
-            old.ctx = vcpu.save_context(old.ctx)
+        if old is not None and old is not nxt and old.state != DEAD:
+            if old.entry is None:
+                old.ctx = vcpu.save_context(old.ctx)
             if old.state == RUNNABLE:
                 self.sched.runq.append(old)
         if nxt.entry is None and nxt is not old:
@@ -334,6 +341,7 @@ class RosKernel:
         self.current = nxt
 
     def _resume(self, vcpu: Vcpu, t: Thread) -> None:
+        vcpu.preempt_requested = False            # a new slice starts now
         if t.entry is not None:
             self._enter_user(vcpu, t)
         self.watchdog.slice_start = _monotonic()
@@ -553,7 +561,9 @@ class RosKernel:
     # -- process death ----------------------------------------------------------------------------
     def kill_process(self, proc: Process, sig: int, what: str = "", core: bool = False) -> None:
         """Terminate `proc` by signal `sig` (default action)."""
-        if proc is self.init and sig not in (signals.SIGPIPE, signals.SIGINT):  # shells are silent about these
+        if self.trace:
+            self.log_line(f"[pid {proc.pid}] +++ killed by {signals.name(sig)}{' (core dumped)' if core else ''} +++")
+        if proc is self.init:
             self.log_line(f"mvemu: {proc.comm}: killed by {signals.name(sig)}" + (f": {what}" if what else ""))
         # The "core dumped" bit is set only when a core would really be written (RLIMIT_CORE > 0).
         dumped = core and _core_limit(proc) > 0
@@ -579,6 +589,8 @@ class RosKernel:
     def exit_process(self, proc: Process, code: int, status_word: int | None = None) -> None:
         if proc.zombie:
             return
+        if self.trace and status_word is None:
+            self.log_line(f"[pid {proc.pid}] +++ exited with {code & 0xFF} +++")
         for th in proc.threads:
             if th.state != DEAD:
                 self._thread_gone(th)

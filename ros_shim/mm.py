@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import weakref
 from array import array
 from dataclasses import dataclass, field, replace
 
@@ -79,6 +80,9 @@ class SharedPages:
         return pa
 
 
+_FILE_PAGE_CACHES: "weakref.WeakValueDictionary[tuple[int, int], SharedPages]" = weakref.WeakValueDictionary()
+
+
 @dataclass(eq=False)
 class AnonBacking(Backing):
     """MAP_SHARED|MAP_ANONYMOUS memory: zero-filled, shared through its page cache."""
@@ -93,7 +97,17 @@ class FileBacking(Backing):
     """An open host file (mmap of a guest file descriptor). Holds its own duplicate of the fd."""
     fd: int
     writable: bool = False            # opened for writing: shared pages go back to the file
-    shared: SharedPages = field(default_factory=SharedPages)
+    shared: SharedPages = None
+
+    def __post_init__(self):
+        # One page cache per file (device, inode), as Linux has: every MAP_SHARED mapping of the
+        # file, through any descriptor, in any process, meets the same frames.
+        st = os.fstat(self.fd)
+        key = (st.st_dev, st.st_ino)
+        cache = _FILE_PAGE_CACHES.get(key)
+        if cache is None:
+            cache = _FILE_PAGE_CACHES[key] = SharedPages()
+        self.shared = cache
 
     def read(self, offset: int, n: int) -> bytes:
         return os.pread(self.fd, n, offset)
@@ -123,6 +137,7 @@ class Vma:
     backing: Backing | None = None
     offset: int = 0                  # backing offset of `start`
     name: str = ""
+    may_write: bool = True           # False for a shared mapping of a file not open for writing
 
     def split_at(self, addr: int) -> tuple["Vma", "Vma"]:
         left = replace(self, end=addr)

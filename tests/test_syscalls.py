@@ -10,14 +10,6 @@ from harness import BASE_ENV, Case
 
 LIBCS = ("glibc", "musl")
 
-MMAP_COHERENCE = ("two MAP_SHARED mappings of the same file made through different fds do not share pages: a "
-                  "write through one is not seen through the other (the shared page cache is per mmap call, "
-                  "not per file as in Linux)")
-MPROTECT_EACCES = ("mprotect(PROT_WRITE) on a MAP_SHARED mapping of a file opened O_RDONLY succeeds; Linux "
-                   "refuses with EACCES (mmap itself checks this, mprotect does not)")
-OVERCOMMIT = ("no overcommit limit: a single 64 TiB anonymous request succeeds under mvemu (guest RAM is "
-              "1 GiB), while Linux's heuristic overcommit refuses it with ENOMEM")
-
 # name -> (args, xfail reason or None)
 PROGRAMS = {
     "errnos": ((), None),
@@ -49,10 +41,7 @@ def test_startup_static_pie(cprog, differ):
 
 
 @pytest.mark.parametrize("what", [
-    "noreserve",
-    pytest.param("mmap", marks=pytest.mark.xfail(reason=OVERCOMMIT, strict=True)),
-    pytest.param("mremap", marks=pytest.mark.xfail(reason=OVERCOMMIT, strict=True)),
-    pytest.param("brk", marks=pytest.mark.xfail(reason=OVERCOMMIT, strict=True)),
+    "noreserve", "mmap", "mremap", "brk",
 ])
 def test_overcommit(what, cprog, differ):
     differ(Case(cprog("overcommit"), (what,)))
@@ -60,9 +49,7 @@ def test_overcommit(what, cprog, differ):
 
 
 @pytest.mark.parametrize("mode", [
-    "basic",
-    pytest.param("coherence", marks=pytest.mark.xfail(reason=MMAP_COHERENCE, strict=True)),
-    pytest.param("mprotect", marks=pytest.mark.xfail(reason=MPROTECT_EACCES, strict=True)),
+    "basic", "coherence", "mprotect",
 ])
 def test_mmap_shared(mode, cprog, differ):
     differ(Case(cprog("mmap_shared"), (mode,)))

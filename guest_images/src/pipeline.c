@@ -65,10 +65,11 @@ int main(int argc, char **argv)
     close(bc[1]);
     pid_t c = spawn("count", bc[0], 1);
     close(bc[0]);
-    int st;
-    waitpid(a, &st, 0); printf("a: %d\n", WEXITSTATUS(st));
-    waitpid(b, &st, 0); printf("b: %d\n", WEXITSTATUS(st));
-    waitpid(c, &st, 0); printf("c: %d\n", WEXITSTATUS(st));
+    int sa, sb, sc;                     /* wait for all three before printing: c writes to stdout too */
+    waitpid(a, &sa, 0);
+    waitpid(b, &sb, 0);
+    waitpid(c, &sc, 0);
+    printf("a: %d\nb: %d\nc: %d\n", WEXITSTATUS(sa), WEXITSTATUS(sb), WEXITSTATUS(sc));
     /* EOF and EPIPE */
     int p[2];
     pipe(p);

@@ -5,7 +5,7 @@ import errno
 import os
 
 from .. import layout
-from ..mm import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, PROT_EXEC,
+from ..mm import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, PROT_EXEC,
                   PROT_READ, PROT_WRITE, AnonBacking, FileBacking, page_up)
 from .table import i32, signed, syscall
 
@@ -24,7 +24,8 @@ def sys_brk(k, t, addr, *_):
         return mm.brk
     old_top, new_top = page_up(mm.brk), page_up(addr)
     if new_top > old_top:
-        if mm.overlapping(old_top, new_top) or new_top > layout.USER_TOP:
+        if mm.overlapping(old_top, new_top) or new_top > layout.USER_TOP or \
+                not _enough_memory(k, new_top - old_top):
             return mm.brk
         heap = mm.find(old_top - 1) if old_top > mm.brk_start else None
         if heap is not None and heap.name == "[heap]" and heap.end == old_top:
@@ -50,6 +51,9 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, offset, *_):
         return -errno.EINVAL
     backing = AnonBacking() if flags & MAP_ANONYMOUS and maptype != MAP_PRIVATE else None
     name = ""
+    may_write = True
+    if prot & PROT_WRITE and not flags & MAP_NORESERVE and not _enough_memory(k, length):
+        return -errno.ENOMEM
     if not flags & MAP_ANONYMOUS:
         f = t.proc.fds.get(i32(fd))
         if f is None:
@@ -67,6 +71,7 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, offset, *_):
             return -e.errno
         backing = FileBacking(os.dup(f.host_fd), writable=acc == os.O_RDWR)
         name = os.path.basename(f.path)
+        may_write = maptype == MAP_PRIVATE or acc == os.O_RDWR
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
         if addr & (PAGE - 1):
             return -errno.EINVAL
@@ -79,10 +84,16 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, offset, *_):
         start = mm.find_free(length, addr & ~(PAGE - 1))
         if start is None:
             return -errno.ENOMEM
-    mm.map(start, start + length, prot & (PROT_READ | PROT_WRITE | PROT_EXEC),
-           (flags & ~MAP_TYPE) | (MAP_SHARED if maptype != MAP_PRIVATE else MAP_PRIVATE),
-           backing, offset, name)
+    vma = mm.map(start, start + length, prot & (PROT_READ | PROT_WRITE | PROT_EXEC),
+                 (flags & ~MAP_TYPE) | (MAP_SHARED if maptype != MAP_PRIVATE else MAP_PRIVATE),
+                 backing, offset, name)
+    vma.may_write = may_write
     return start
+
+
+def _enough_memory(k, nbytes: int) -> bool:
+    """Linux's default (heuristic) overcommit: one request for more than all of RAM fails."""
+    return nbytes <= k.frames.total * PAGE
 
 
 @syscall("munmap", "x,u")
@@ -105,6 +116,8 @@ def sys_mprotect(k, t, addr, length, prot, *_):
     mm = t.proc.mm
     if not mm.is_mapped(addr, end):
         return -errno.ENOMEM
+    if prot & PROT_WRITE and any(not v.may_write for v in mm.overlapping(addr, end)):
+        return -errno.EACCES
     mm.protect(addr, end, prot & (PROT_READ | PROT_WRITE | PROT_EXEC))
     return 0
 
@@ -144,6 +157,8 @@ def sys_mremap(k, t, old, old_size, new_size, flags, new_addr, *_):
             return -errno.EINVAL
         mm.unmap(new_addr, new_addr + new_size)
         return mm.move(old, old_size, new_size, new_addr)
+    if new_size > old_size and vma.prot & PROT_WRITE and not _enough_memory(k, new_size - old_size):
+        return -errno.ENOMEM
     if new_size <= old_size:
         if new_size < old_size:
             mm.unmap(old + new_size, old + old_size)
