@@ -1,6 +1,89 @@
 """The guest ABI of the HVM: every number guest code and the VMM must agree on (DESIGN.md section 8).
 
-The C header the guest code includes is generated from this module; keep it the one source of truth.
+This module is the one source of truth. `aerokernel/include/hvm_abi.h`, which the AeroKernel and
+the Multiverse runtime include, is generated from it (`python -m hvm.abi > ...`, done by the
+aerokernel build), and a test fails if the two differ.
 """
-HVM_PORT = 0xF00D            # hypercall: out %eax, (%dx) with DX = HVM_PORT, EAX = number
-HIGH_BASE = 0xFFFF_8000_0000_0000   # HRT higher-half identity map: physical P at HIGH_BASE + P
+from __future__ import annotations
+
+# -- hypercalls ------------------------------------------------------------------------------------
+# `out %eax, (%dx)` with DX = HVM_PORT, EAX = number; arguments in RDI, RSI, RCX, R8; result in RAX
+# (a negative errno on failure). Numbers follow Palacios' HVM where it has the call.
+HVM_PORT = 0xF00D
+
+HYPERCALLS = {
+    # name: (number, side that may issue it: "ros", "hrt" or "any", what it does)
+    "RESET_ROS": (0x01, "ros", "reset the ROS (unsupported: -ENOSYS)"),
+    "RESET_HRT": (0x02, "ros", "reset the HRT: stop its vCPUs, clear its memory, forget the image"),
+    "RESET_BOTH": (0x03, "ros", "reset both (unsupported: -ENOSYS)"),
+    "INSTALL_IMAGE": (0x08, "ros", "install an AeroKernel ELF image: rdi = guest address, rsi = length"),
+    "GET_STATE": (0x0F, "any", "HVM state: bit 0 image installed, bit 1 HRT booted, bit 2 merged"),
+    "INVOKE_FUNC": (0x20, "ros", "start a function on the HRT: rdi = address, rsi = argument"),
+    "INVOKE_FUNC_SYNC": (0x21, "ros", "run a function on the HRT and wait: rdi = address, rsi = argument"),
+    "MERGE": (0x30, "ros", "merge the calling process's lower half (rdi = its CR3) into the HRT"),
+    "UNMERGE": (0x31, "ros", "clear the HRT's lower half"),
+    "MERGE_DONE": (0x3F, "hrt", "the HRT acknowledges a merge"),
+    "SIGNAL_INSTALL": (0x40, "ros", "install the ROS-side signal entry for HRT events"),
+    "SIGNAL_RAISE": (0x41, "hrt", "raise a signal in the ROS process"),
+    # mvemu's own calls
+    "BOOT_HRT": (0x80, "ros", "boot the installed image on every HRT vCPU"),
+    "CONSOLE_WRITE": (0x81, "hrt", "write to mvemu's stderr: rdi = virtual address, rsi = length"),
+    "HRT_READY": (0x82, "hrt", "the AeroKernel on this vCPU is up and enters its event loop"),
+    "HRT_EXCEPTION": (0x83, "hrt", "report an exception: rdi = vector, rsi = rip, rcx = error code, r8 = cr2"),
+    "CALL_DONE": (0x84, "hrt", "an invoked function returned: rdi = its result"),
+    "WAIT_EVENT": (0x85, "hrt", "idle until the VMM has work for this vCPU (halts it)"),
+    "SELFTEST": (0x86, "hrt", "a self-test result: rdi = test id, rsi = 0 pass / else fail code"),
+}
+HC = {name: number for name, (number, _side, _doc) in HYPERCALLS.items()}
+
+# -- memory layout ---------------------------------------------------------------------------------
+HIGH_BASE = 0xFFFF_8000_0000_0000       # HRT higher-half identity map: physical P at HIGH_BASE + P
+KERNEL_VBASE = 0xFFFF_FFFF_8000_0000    # the AeroKernel is linked here (-mcmodel=kernel)
+BOOT_STACK_SIZE = 0x4000                # per HRT vCPU, in HRT memory
+
+# -- boot info (RDI of every HRT vCPU at entry; guest-physical, read via HIGH_BASE) ----------------
+BOOT_INFO_MAGIC = 0x4D56_454D_5542_4F4F   # "OOBUMEVM"
+BOOT_INFO_FIELDS = (                       # each a u64, in this order
+    "magic", "cpu_id", "num_cpus", "hrt_base", "hrt_size", "ros_base", "ros_size",
+    "high_base", "kernel_vbase", "image_pbase", "image_size", "free_pbase", "free_size",
+    "boot_stack_top", "mailbox_pbase",
+)
+
+# -- work for an HRT vCPU: WAIT_EVENT returns one of these in RAX, details in the vCPU's mailbox ----
+MAILBOX_FIELDS = ("kind", "func", "arg", "result")   # u64 each, at boot_info.mailbox_pbase
+WORK = {"NONE": 0, "CALL": 1, "SELFTEST": 2, "HALT": 3}
+
+# -- CPU state at HRT entry (Palacios convention, DESIGN.md section 8) -----------------------------
+HRT_CR0 = 0x8001_0033                   # PG | WP | NE | ET | MP | PE
+HRT_CR4 = 0x0000_0620                   # PAE | OSFXSR | OSXMMEXCPT (SMEP, SMAP off)
+HRT_EFER = 0xD01                        # SCE | LME | LMA | NXE
+HRT_KERNEL_CS = 0x08
+HRT_KERNEL_DS = 0x10
+
+
+def header() -> str:
+    """The C header for guest code (aerokernel/include/hvm_abi.h)."""
+    out = ["/* Generated from hvm/abi.py by `python -m hvm.abi`: do not edit. */",
+           "#ifndef MVEMU_HVM_ABI_H", "#define MVEMU_HVM_ABI_H", "",
+           f"#define HVM_PORT 0x{HVM_PORT:x}", ""]
+    for name, (number, side, doc) in HYPERCALLS.items():
+        out.append(f"#define HVM_HC_{name} 0x{number:02x}  /* {side}: {doc} */")
+    out += ["",
+            f"#define HVM_HIGH_BASE 0x{HIGH_BASE:x}UL",
+            f"#define HVM_KERNEL_VBASE 0x{KERNEL_VBASE:x}UL",
+            f"#define HVM_BOOT_STACK_SIZE 0x{BOOT_STACK_SIZE:x}",
+            f"#define HVM_BOOT_INFO_MAGIC 0x{BOOT_INFO_MAGIC:x}UL",
+            f"#define HVM_KERNEL_CS 0x{HRT_KERNEL_CS:x}",
+            f"#define HVM_KERNEL_DS 0x{HRT_KERNEL_DS:x}",
+            ""]
+    out += [f"#define HVM_WORK_{name} {value}" for name, value in WORK.items()]
+    out += ["", "#ifndef __ASSEMBLER__", "struct hvm_boot_info {"]
+    out += [f"    unsigned long {f};" for f in BOOT_INFO_FIELDS]
+    out += ["};", "", "struct hvm_mailbox {"]
+    out += [f"    unsigned long {f};" for f in MAILBOX_FIELDS]
+    out += ["};", "#endif", "", "#endif", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(header(), end="")
