@@ -31,7 +31,8 @@ HYPERCALLS = {
     "HRT_READY": (0x82, "hrt", "the AeroKernel on this vCPU is up and enters its event loop"),
     "HRT_EXCEPTION": (0x83, "hrt", "report an exception: rdi = vector, rsi = rip, rcx = error code, r8 = cr2"),
     "CALL_DONE": (0x84, "hrt", "an invoked function returned: rdi = its result"),
-    "WAIT_EVENT": (0x85, "hrt", "idle until the VMM has work for this vCPU (halts it)"),
+    "WAIT_EVENT": (0x85, "hrt", "the next work kind (mailbox filled), or 0: none yet, the vCPU is "
+                                "stopped until there is; call again (a loop, optionally with hlt)"),
     "SELFTEST": (0x86, "hrt", "a self-test result: rdi = test id, rsi = 0 pass / else fail code"),
 }
 HC = {name: number for name, (number, _side, _doc) in HYPERCALLS.items()}

@@ -1,0 +1,431 @@
+"""The HRT side of the HVM: AeroKernel image install, the HRT's page tables, booting HRT vCPUs,
+their hypercalls, exception delivery through the AeroKernel's IDT, and SYSCALL semantics.
+
+Run `python -m hvm.hrt selftest AEROKERNEL.elf` to boot an image on its own and run its self-tests.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import struct
+import sys
+from dataclasses import dataclass, field
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from unicorn import x86_const as x86
+
+from . import abi, pagewalk
+from .memory import PAGE_SIZE, GuestMemory, Partition
+from .vcpu import DE, PF, Exit, ExitKind, Vcpu
+
+MB2 = 2 << 20
+PTE_P, PTE_W, PTE_PS, PTE_NX = 1, 2, 0x80, 1 << 63
+_ERROR_CODE_VECTORS = {8, 10, 11, 12, 13, 14, 17, 21, 29, 30}
+MSR_STAR, MSR_LSTAR, MSR_FMASK, MSR_EFER = 0xC000_0081, 0xC000_0082, 0xC000_0084, 0xC000_0080
+_WORK_NAMES = {v: k for k, v in abi.WORK.items()}
+
+
+class HrtError(Exception):
+    """An image that cannot be installed, or an HRT that cannot boot; str() is one line."""
+
+
+@dataclass
+class Image:
+    entry: int
+    segments: list[tuple[int, int, bytes, int]]     # (vaddr, memsz, data, flags)
+    symbols: dict[str, int]
+    span: int                                       # bytes from KERNEL_VBASE to the end
+
+
+def parse_image(data: bytes) -> Image:
+    """Validate an AeroKernel ELF (x86-64 ET_EXEC linked at KERNEL_VBASE) and extract it."""
+    if data[:4] != b"\x7fELF":
+        raise HrtError("the AeroKernel image is not an ELF file")
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        if elf["e_machine"] != "EM_X86_64" or elf.elfclass != 64 or elf["e_type"] != "ET_EXEC":
+            raise HrtError("the AeroKernel image must be a 64-bit x86-64 ET_EXEC")
+        segs, end = [], 0
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_INTERP":
+                raise HrtError("the AeroKernel image must be freestanding (it has PT_INTERP)")
+            if seg["p_type"] != "PT_LOAD" or not seg["p_memsz"]:
+                continue
+            va = seg["p_vaddr"]
+            if va < abi.KERNEL_VBASE:
+                raise HrtError(f"AeroKernel segment at {va:#x} is below KERNEL_VBASE {abi.KERNEL_VBASE:#x}")
+            segs.append((va, seg["p_memsz"], seg.data(), seg["p_flags"]))
+            end = max(end, va + seg["p_memsz"])
+        if not segs:
+            raise HrtError("the AeroKernel image has no loadable segments")
+        symbols = {}
+        symtab = elf.get_section_by_name(".symtab")
+        if symtab is not None:
+            for sym in symtab.iter_symbols():
+                if sym.name and sym["st_value"]:
+                    symbols[sym.name] = sym["st_value"]
+        return Image(elf["e_entry"], segs, symbols, (end - abi.KERNEL_VBASE + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
+    except ELFError as e:
+        raise HrtError(f"malformed AeroKernel ELF ({e})")
+
+
+@dataclass
+class HrtCpu:
+    index: int
+    vcpu: Vcpu | None = None
+    boot_info: int = 0                   # guest-physical
+    mailbox: int = 0
+    state: str = "off"                   # off, running, waiting (for work), halted, dead
+    work: list = field(default_factory=list)
+
+
+class Hrt:
+    """The HRT partition and its vCPUs. `log(text)` receives console output and trace lines."""
+
+    def __init__(self, memory: GuestMemory, hrt: Partition, all_parts: list[Partition], ncpus: int,
+                 log, trace: bool = False):
+        self.mem = memory
+        self.part = hrt
+        self.all_parts = all_parts
+        self.cpus = [HrtCpu(i) for i in range(ncpus)]
+        self.log = log
+        self.trace = trace
+        self.image: Image | None = None
+        self.booted = False
+        self.merged = False
+        self.cr3 = 0
+        self.on_call_done = None          # callback(cpu, result) for INVOKE completions
+        self.selftests: dict[int, int] = {}
+        self.exceptions: list[tuple[int, int, int, int]] = []   # (cpu, vector, rip, error) reported
+        self.console = bytearray()
+
+    def _t(self, text: str) -> None:
+        if self.trace:
+            self.log(f"[hvm] {text}")
+
+    # -- install -----------------------------------------------------------------------------------
+    def install(self, data: bytes) -> None:
+        image = parse_image(data)
+        layout = self._layout(image)
+        for va, memsz, seg, _flags in image.segments:
+            pa = layout["image"] + (va - abi.KERNEL_VBASE)
+            self.mem.zero(pa, memsz)
+            self.mem.write(pa, seg)
+        self.image = image
+        self.layout = layout
+        self._t(f"AeroKernel image installed: {len(image.segments)} segments, {image.span >> 10} KiB at "
+                f"physical {layout['image']:#x}, entry {image.entry:#x}")
+        self._build_page_tables()
+
+    def _layout(self, image: Image) -> dict[str, int]:
+        """Where everything goes in HRT memory (physical)."""
+        base, end = self.part.base, self.part.end
+        n = len(self.cpus)
+        lay = {"gdt": base, "tables": base + PAGE_SIZE}
+        nparts = (self.mem.size + (1 << 30) - 1) >> 30            # one PD per GiB of guest memory
+        ntables = 2 + nparts + 3 + ((image.span + MB2 - 1) // MB2)  # pml4, pdpt, pds, kernel pdpt/pd/pts
+        cur = lay["tables"] + ntables * PAGE_SIZE
+        lay["info"] = cur                                         # boot info + mailbox: one page per cpu
+        cur += n * PAGE_SIZE
+        lay["stacks"] = cur
+        cur += n * abi.BOOT_STACK_SIZE
+        lay["image"] = (cur + MB2 - 1) & ~(MB2 - 1)
+        lay["free"] = lay["image"] + image.span
+        if lay["free"] + (1 << 20) > end:
+            raise HrtError(f"HRT memory ({self.part.size >> 20} MiB) is too small for the AeroKernel image")
+        return lay
+
+    def _build_page_tables(self) -> None:
+        mem, lay = self.mem, self.layout
+        nxt = [lay["tables"]]
+
+        def table() -> int:
+            pa = nxt[0]
+            nxt[0] += PAGE_SIZE
+            mem.zero(pa, PAGE_SIZE)
+            return pa
+
+        pml4 = table()
+        # Higher-half identity map of all guest-physical memory, 2 MiB pages, RW, NX.
+        pdpt = table()
+        mem.write_u64(pml4 + 8 * ((abi.HIGH_BASE >> 39) & 0x1FF), pdpt | PTE_P | PTE_W)
+        for g in range((mem.size + (1 << 30) - 1) >> 30):
+            pd = table()
+            mem.write_u64(pdpt + 8 * g, pd | PTE_P | PTE_W)
+            for i in range(512):
+                pa = (g << 30) | (i << 21)
+                if pa >= mem.size:
+                    break
+                mem.write_u64(pd + 8 * i, pa | PTE_P | PTE_W | PTE_PS | PTE_NX)
+        # The kernel image at KERNEL_VBASE, 4 KiB pages with the segments' permissions.
+        kv = abi.KERNEL_VBASE
+        kpdpt = table()
+        mem.write_u64(pml4 + 8 * ((kv >> 39) & 0x1FF), kpdpt | PTE_P | PTE_W)
+        kpd = table()
+        mem.write_u64(kpdpt + 8 * ((kv >> 30) & 0x1FF), kpd | PTE_P | PTE_W)
+        pts: dict[int, int] = {}
+        for va, memsz, _data, flags in self.image.segments:
+            for page in range(va & ~(PAGE_SIZE - 1), va + memsz, PAGE_SIZE):
+                i2 = (page >> 21) & 0x1FF
+                if i2 not in pts:
+                    pts[i2] = table()
+                    mem.write_u64(kpd + 8 * i2, pts[i2] | PTE_P | PTE_W)
+                pa = lay["image"] + (page - kv)
+                pte = pa | PTE_P | (PTE_W if flags & 2 else 0) | (0 if flags & 1 else PTE_NX)
+                mem.write_u64(pts[i2] + 8 * ((page >> 12) & 0x1FF), pte)
+        self.cr3 = pml4
+        self._t(f"HRT page tables built: PML4 at {pml4:#x}, {mem.size >> 20} MiB identity-mapped at "
+                f"{abi.HIGH_BASE:#x}, kernel at {kv:#x}")
+
+    # -- boot --------------------------------------------------------------------------------------
+    def boot(self, make_vcpu) -> None:
+        """Start every HRT vCPU at the image's entry (`make_vcpu(index, handler)` creates a vCPU)."""
+        if self.image is None:
+            raise HrtError("no AeroKernel image installed")
+        lay, mem = self.layout, self.mem
+        gdt = lay["gdt"]
+        mem.write(gdt, struct.pack("<3Q", 0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF))
+        n = len(self.cpus)
+        for cpu in self.cpus:
+            info = lay["info"] + cpu.index * PAGE_SIZE
+            mailbox = info + PAGE_SIZE // 2
+            stack_top = lay["stacks"] + (cpu.index + 1) * abi.BOOT_STACK_SIZE
+            values = {"magic": abi.BOOT_INFO_MAGIC, "cpu_id": cpu.index, "num_cpus": n,
+                      "hrt_base": self.part.base, "hrt_size": self.part.size,
+                      "ros_base": 0, "ros_size": self.part.base, "high_base": abi.HIGH_BASE,
+                      "kernel_vbase": abi.KERNEL_VBASE, "image_pbase": lay["image"],
+                      "image_size": self.image.span, "free_pbase": lay["free"],
+                      "free_size": self.part.end - lay["free"],
+                      "boot_stack_top": abi.HIGH_BASE + stack_top, "mailbox_pbase": mailbox}
+            mem.zero(info, PAGE_SIZE)
+            mem.write(info, struct.pack(f"<{len(abi.BOOT_INFO_FIELDS)}Q",
+                                        *(values[f] for f in abi.BOOT_INFO_FIELDS)))
+            cpu.boot_info, cpu.mailbox = info, mailbox
+            v = cpu.vcpu = make_vcpu(cpu.index, HrtDispatch(self, cpu))
+            v.set_gdtr(abi.HIGH_BASE + gdt, 23)
+            v.set_reg("cr3", self.cr3)
+            v.set_reg("cr4", abi.HRT_CR4)
+            v.set_msr(MSR_EFER, abi.HRT_EFER)
+            v.set_reg("cr0", abi.HRT_CR0)
+            v.set_reg("cs", abi.HRT_KERNEL_CS)
+            v.set_reg("ss", abi.HRT_KERNEL_DS)
+            v.set_reg("ds", abi.HRT_KERNEL_DS)
+            v.set_reg("es", abi.HRT_KERNEL_DS)
+            v.set_regs({"rsp": abi.HIGH_BASE + stack_top, "rip": self.image.entry, "rdi": info,
+                        "rflags": 0x2})
+            cpu.state = "running"
+            self._t(f"HRT vCPU {cpu.index} started at {self.image.entry:#x} (rsp {abi.HIGH_BASE + stack_top:#x}, "
+                    f"boot info {info:#x}, CR0 {abi.HRT_CR0:#x} with WP)")
+        self.booted = True
+
+    # -- work --------------------------------------------------------------------------------------
+    def post_work(self, cpu_index: int, kind: int, func: int = 0, arg: int = 0) -> None:
+        """Queue work for an HRT vCPU; a waiting one resumes and takes it with WAIT_EVENT."""
+        cpu = self.cpus[cpu_index]
+        cpu.work.append((kind, func, arg))
+        if cpu.state == "waiting":
+            cpu.state = "running"
+
+    def _take_work(self, cpu: HrtCpu) -> int:
+        kind, func, arg = cpu.work.pop(0)
+        self.mem.write(cpu.mailbox, struct.pack("<4Q", kind, func, arg, 0))
+        self._t(f"HRT vCPU {cpu.index}: work {_WORK_NAMES.get(kind, kind)} func {func:#x} arg {arg:#x}")
+        return kind
+
+    @property
+    def runnable(self) -> list[HrtCpu]:
+        return [c for c in self.cpus if c.state == "running"]
+
+    def on_exit(self, cpu: HrtCpu, exit: Exit) -> None:
+        """An HRT vCPU stopped: waiting for work (WAIT_EVENT), halted, or dead on an exception."""
+        if exit.kind is ExitKind.HYPERCALL and cpu.state == "waiting":
+            return
+        if exit.kind is ExitKind.BUDGET:
+            return
+        if exit.kind is ExitKind.HALT:
+            # hlt: waiting for work if some may come, else halted for good
+            cpu.state = "waiting" if not cpu.work else "running"
+            return
+        cpu.state = "dead"
+        self.log(f"mvemu: HRT vCPU {cpu.index} stopped: {exit.kind.value}"
+                 + (f" vector {exit.vector}" if exit.kind in (ExitKind.EXCEPTION, ExitKind.BREAKPOINT) else "")
+                 + f" at rip {exit.rip:#x} (error code {exit.error_code:#x}, cr2 {exit.cr2:#x})"
+                 + (f": {exit.detail}" if exit.detail else ""))
+
+
+class HrtDispatch:
+    """The exit handlers of one HRT vCPU (what its hooks call)."""
+
+    def __init__(self, hrt: Hrt, cpu: HrtCpu):
+        self.hrt = hrt
+        self.cpu = cpu
+
+    # SYSCALL in ring 0: Unicorn performs none of the instruction's semantics; do them here.
+    def on_syscall(self, vcpu: Vcpu) -> bool:
+        rip = vcpu.reg("rip")
+        rflags = vcpu.reg("rflags")
+        lstar, fmask = vcpu.msr(MSR_LSTAR), vcpu.msr(MSR_FMASK)
+        if not lstar:
+            self.hrt.log(f"mvemu: HRT vCPU {self.cpu.index}: syscall at {rip:#x} with no LSTAR set")
+            self.cpu.state = "dead"
+            return False
+        vcpu.set_reg("rcx", rip + 2)
+        vcpu.set_reg("r11", rflags)
+        vcpu.set_reg("rflags", (rflags & ~fmask) | 2)
+        vcpu.set_reg("rip", lstar - 2)            # Unicorn adds the instruction's length afterwards
+        return True
+
+    def on_exception(self, vcpu: Vcpu, exit: Exit) -> bool:
+        """Deliver through the AeroKernel's IDT as the CPU would, or stop if it has none."""
+        return deliver_exception(self.hrt, vcpu, exit)
+
+    def on_hypercall(self, vcpu: Vcpu, exit: Exit) -> bool:
+        hrt, cpu = self.hrt, self.cpu
+        if exit.port != abi.HVM_PORT or vcpu.cpl() != 0:
+            return False
+        nr = vcpu.reg("rax") & 0xFFFF_FFFF
+        a0, a1, a2, a3 = (vcpu.reg(r) for r in ("rdi", "rsi", "rcx", "r8"))
+        entry = abi.HYPERCALLS.get(_NAMES.get(nr, ""))
+        if entry is None:
+            vcpu.set_rax(-errno.ENOSYS)
+            return True
+        if entry[1] == "ros":
+            hrt._t(f"HRT vCPU {cpu.index}: hypercall {_NAMES[nr]} refused: ROS-only (-EPERM)")
+            vcpu.set_rax(-errno.EPERM)
+            return True
+        name = _NAMES[nr]
+        result = 0
+        if name == "CONSOLE_WRITE":
+            try:
+                data = pagewalk.read(hrt.mem, vcpu.reg("cr3"), a0, min(a1, 1 << 16))
+            except pagewalk.PageFault:
+                result = -errno.EFAULT
+            else:
+                hrt.console += data
+                while b"\n" in hrt.console:
+                    line, _, rest = bytes(hrt.console).partition(b"\n")
+                    hrt.console = bytearray(rest)
+                    hrt.log(line.decode(errors="replace"))
+                result = len(data)
+        elif name == "HRT_READY":
+            hrt._t(f"HRT vCPU {cpu.index}: AeroKernel ready")
+        elif name == "HRT_EXCEPTION":
+            hrt.exceptions.append((cpu.index, a0, a1, a2))
+            hrt._t(f"HRT vCPU {cpu.index}: exception {a0} at rip {a1:#x}, error code {a2:#x}, cr2 {a3:#x}")
+        elif name == "SELFTEST":
+            hrt.selftests[a0] = a1
+            hrt._t(f"HRT vCPU {cpu.index}: selftest {a0} {'passed' if a1 == 0 else f'FAILED ({a1:#x})'}")
+        elif name == "CALL_DONE":
+            hrt._t(f"HRT vCPU {cpu.index}: call done, result {a0:#x}")
+            if hrt.on_call_done is not None:
+                hrt.on_call_done(cpu, a0)
+        elif name == "WAIT_EVENT":
+            if cpu.work:
+                vcpu.set_rax(hrt._take_work(cpu))
+                return True
+            # No work: 0, and the vCPU stops (an `out` does not end its translation block, so the
+            # guest runs on to its loop's next block boundary first) until post_work.
+            cpu.state = "waiting"
+            vcpu.set_rax(0)
+            return False
+        elif name == "GET_STATE":
+            result = (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
+        elif name == "MERGE_DONE":
+            hrt._t(f"HRT vCPU {cpu.index}: merge acknowledged")
+        else:
+            result = -errno.ENOSYS
+        if hrt.trace and name not in ("CONSOLE_WRITE",):
+            hrt._t(f"HRT vCPU {cpu.index}: hypercall {name}({a0:#x}, {a1:#x}) = {result}")
+        vcpu.set_rax(result)
+        return True
+
+
+_NAMES = {number: name for name, number in abi.HC.items()}
+
+
+def deliver_exception(hrt: Hrt, vcpu: Vcpu, exit: Exit) -> bool:
+    """Emulated x86-64 exception delivery in ring 0: IDT gate, IST stack from the TSS, frame,
+    error code, CR2. False (stop the vCPU) if there is no usable gate."""
+    vec = exit.vector
+    _sel, idt_base, idt_limit, _f = vcpu.uc.reg_read(x86.UC_X86_REG_IDTR)
+    cr3 = vcpu.reg("cr3")
+    if idt_limit < 16 * vec + 15:
+        return False
+    try:
+        lo, hi = struct.unpack("<QQ", pagewalk.read(hrt.mem, cr3, idt_base + 16 * vec, 16))
+        attrs = (lo >> 40) & 0xFF
+        if not attrs & 0x80:
+            return False
+        handler = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
+        selector = (lo >> 16) & 0xFFFF
+        ist = (lo >> 32) & 7
+        rsp = vcpu.reg("rsp")
+        if ist:
+            _tsel, tss, _tlim, _tf = vcpu.uc.reg_read(x86.UC_X86_REG_TR)
+            new_rsp = struct.unpack("<Q", pagewalk.read(hrt.mem, cr3, tss + 0x24 + 8 * (ist - 1), 8))[0]
+        else:
+            new_rsp = rsp
+        new_rsp &= ~0xF
+        rflags = vcpu.reg("rflags")
+        frame = [vcpu.reg("ss"), rsp, rflags, vcpu.reg("cs"), exit.rip]
+        if vec in _ERROR_CODE_VECTORS:
+            frame.append(exit.error_code)
+        new_rsp -= 8 * len(frame)
+        pagewalk.write(hrt.mem, cr3, new_rsp, struct.pack(f"<{len(frame)}Q", *reversed(frame)))
+    except pagewalk.PageFault as e:
+        hrt.log(f"mvemu: HRT vCPU {vcpu.index}: cannot deliver exception {vec}: {e} (triple fault)")
+        return False
+    if vec == PF:
+        vcpu.set_reg("cr2", exit.cr2)
+    new_flags = rflags & ~(0x100 | 0x4000 | 0x10000)          # TF, NT, RF
+    if attrs & 0xF == 0xE:                                      # interrupt gate: IF off
+        new_flags &= ~0x200
+    vcpu.set_regs({"rsp": new_rsp, "rip": handler, "rflags": new_flags})
+    vcpu.set_reg("cs", selector)
+    if hrt.trace:
+        hrt._t(f"HRT vCPU {vcpu.index}: exception {vec} at {exit.rip:#x} (error {exit.error_code:#x}"
+               f"{f', cr2 {exit.cr2:#x}' if vec == PF else ''}) delivered to {handler:#x} on IST{ist}")
+    return True
+
+
+# -- standalone: boot an image and run its self-tests -------------------------------------------------
+def selftest_main(path: str, mem_mb: int = 64, hrt_mb: int = 64, ncpus: int = 1, trace: bool = True) -> int:
+    from .memory import GuestMemory
+    mem = GuestMemory((mem_mb + hrt_mb) << 20)
+    ros = mem.add_partition("ros", 0, mem_mb << 20)
+    hpart = mem.add_partition("hrt", mem_mb << 20, hrt_mb << 20)
+    lines = []
+
+    def log(text):
+        lines.append(text)
+        print(text, file=sys.stderr, flush=True)
+
+    hrt = Hrt(mem, hpart, [ros, hpart], ncpus, log, trace)
+    with open(path, "rb") as f:
+        hrt.install(f.read())
+    done = []
+    hrt.on_call_done = lambda cpu, result: done.append(result)
+    hrt.boot(lambda i, handler: Vcpu(100 + i, mem, [ros, hpart], handler))
+    for cpu in hrt.cpus:
+        hrt.post_work(cpu.index, abi.WORK["SELFTEST"])
+    for _ in range(100000):
+        runnable = hrt.runnable
+        if not runnable or len(done) == ncpus:
+            break
+        for cpu in runnable:
+            hrt.on_exit(cpu, cpu.vcpu.run())
+    failed = [k for k, v in hrt.selftests.items() if v]
+    print(f"selftests: {len(hrt.selftests)} reported, {len(failed)} failed; calls done {done}", file=sys.stderr)
+    return 0 if hrt.selftests and not failed and len(done) == ncpus and all(r == 0 for r in done) else 1
+
+
+if __name__ == "__main__":
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m hvm.hrt")
+    p.add_argument("command", choices=["selftest"])
+    p.add_argument("image")
+    p.add_argument("--cpus", type=int, default=1)
+    p.add_argument("--quiet", action="store_true")
+    o = p.parse_args()
+    sys.exit(selftest_main(o.image, ncpus=o.cpus, trace=not o.quiet))
