@@ -283,8 +283,7 @@ class RosKernel:
             sig, code = _EXCEPTION_SIGNALS.get(exit.vector, (signals.SIGSEGV, signals.SI_KERNEL))
             addr = exit.rip
             if exit.vector == BP:
-                what = f"breakpoint trap (int3) at rip {exit.rip:#x}"
-                vcpu.set_reg("rip", exit.rip + 1) if vcpu.reg("rip") == exit.rip else None
+                what = f"breakpoint trap (int3) at rip {exit.rip:#x}"     # rip is after the int3, as on Linux
             elif exit.vector == DE:
                 what = f"divide error at rip {exit.rip:#x}"
             else:

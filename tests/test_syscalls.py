@@ -20,6 +20,7 @@ PROGRAMS = {
     "self_exe": ((), None),
     "longpath": ((), None),
     "fpu_init": ((), None),
+    "sigtrap": ((), None),
 }
 
 
