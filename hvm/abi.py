@@ -54,6 +54,19 @@ BOOT_INFO_FIELDS = (                       # each a u64, in this order
 MAILBOX_FIELDS = ("kind", "func", "arg", "result")   # u64 each, at boot_info.mailbox_pbase
 WORK = {"NONE": 0, "CALL": 1, "SELFTEST": 2, "HALT": 3}
 
+# -- the ROS's door to the HVM: /dev/hvm ---------------------------------------------------------
+# A ROS program never issues hypercalls itself (ring 3 cannot); it asks the ROS kernel through this
+# device, and the kernel issues the hypercall (as Palacios' ROS module did).
+ROS_DEVICE = "/dev/hvm"
+ROS_IOCTLS = {                  # name: (request number, argument)
+    "INSTALL": (0x4801, "struct hvm_ioc_image *: the AeroKernel ELF in the caller's memory"),
+    "BOOT": (0x4802, "none"),
+    "INVOKE_SYNC": (0x4803, "struct hvm_ioc_call *: func and arg in, result out; blocks the caller"),
+    "STATE": (0x4804, "none; returns the GET_STATE bits"),
+    "RESET": (0x4805, "none: reset the HRT"),
+    "SELFTEST": (0x4806, "none; runs the AeroKernel self-tests, returns the number that failed"),
+}
+
 # -- CPU state at HRT entry (Palacios convention, DESIGN.md section 8) -----------------------------
 HRT_CR0 = 0x8001_0033                   # PG | WP | NE | ET | MP | PE
 HRT_CR4 = 0x0000_0620                   # PAE | OSFXSR | OSXMMEXCPT (SMEP, SMAP off)
@@ -78,9 +91,12 @@ def header() -> str:
             f"#define HVM_KERNEL_DS 0x{HRT_KERNEL_DS:x}",
             ""]
     out += [f"#define HVM_WORK_{name} {value}" for name, value in WORK.items()]
+    out += ["", f'#define HVM_ROS_DEVICE "{ROS_DEVICE}"']
+    out += [f"#define HVM_IOC_{name} 0x{number:x}  /* {doc} */" for name, (number, doc) in ROS_IOCTLS.items()]
     out += ["", "#ifndef __ASSEMBLER__", "struct hvm_boot_info {"]
     out += [f"    unsigned long {f};" for f in BOOT_INFO_FIELDS]
-    out += ["};", "", "struct hvm_mailbox {"]
+    out += ["};", "", "struct hvm_ioc_image { unsigned long addr, len; };",
+            "struct hvm_ioc_call { unsigned long func, arg, result; };", "", "struct hvm_mailbox {"]
     out += [f"    unsigned long {f};" for f in MAILBOX_FIELDS]
     out += ["};", "#endif", "", "#endif", ""]
     return "\n".join(out)

@@ -30,6 +30,10 @@ class UserError(Exception):
     """A mistake on the command line: reported as one line, never a traceback."""
 
 
+def parse_hrt_size(text: str) -> int:
+    return 0 if text.strip() in ("0", "0M", "0G") else parse_size(text)
+
+
 def parse_size(text: str) -> int:
     units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     t = text.strip().upper().removesuffix("B").removesuffix("I")
@@ -60,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mem", type=parse_size, default=1 << 30, metavar="SIZE",
                      help="guest RAM, e.g. 512M or 2G (default 1G; untouched RAM costs the host nothing)")
     run.add_argument("--trace", action="store_true",
-                     help="print each system call with its arguments and result on stderr")
+                     help="print each system call with its arguments and result on stderr, and every "
+                          "HVM step (image install, page tables, vCPU start, hypercall, exception)")
+    run.add_argument("--hrt-mem", type=parse_hrt_size, default=64 << 20, metavar="SIZE",
+                     help="memory of the HRT partition, beside --mem (default 64M; 0 = no HRT)")
+    run.add_argument("--hrt-cpus", type=int, default=1, metavar="N",
+                     help="number of HRT vCPUs (default 1)")
     run.add_argument("program", metavar="PROGRAM", help="the program to run (a path, or a name looked up in PATH)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments passed to the program")
     return p
@@ -91,8 +100,11 @@ def cmd_run(opts) -> int:
     from .machine import Machine
 
     path = resolve_program(opts.program)
-    machine = Machine(opts.mem)
+    if not 1 <= opts.hrt_cpus <= 64:
+        raise UserError(f"--hrt-cpus must be between 1 and 64 (got {opts.hrt_cpus})")
+    machine = Machine(opts.mem, opts.hrt_mem, opts.hrt_cpus, trace=opts.trace)
     kernel = RosKernel(machine.memory, machine.ros, KernelOptions(trace=opts.trace))
+    kernel.hypercall = machine.ros_hypercall
     argv = [os.fsencode(opts.program)] + [os.fsencode(a) for a in opts.args]
     envp = original_environment()
     try:

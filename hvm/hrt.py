@@ -278,7 +278,7 @@ class HrtDispatch:
 
     def on_exception(self, vcpu: Vcpu, exit: Exit) -> bool:
         """Deliver through the AeroKernel's IDT as the CPU would, or stop if it has none."""
-        return deliver_exception(self.hrt, vcpu, exit)
+        return deliver_exception(self.hrt, self.cpu.index, vcpu, exit)
 
     def on_hypercall(self, vcpu: Vcpu, exit: Exit) -> bool:
         hrt, cpu = self.hrt, self.cpu
@@ -344,7 +344,7 @@ class HrtDispatch:
 _NAMES = {number: name for name, number in abi.HC.items()}
 
 
-def deliver_exception(hrt: Hrt, vcpu: Vcpu, exit: Exit) -> bool:
+def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:
     """Emulated x86-64 exception delivery in ring 0: IDT gate, IST stack from the TSS, frame,
     error code, CR2. False (stop the vCPU) if there is no usable gate."""
     vec = exit.vector
@@ -374,7 +374,7 @@ def deliver_exception(hrt: Hrt, vcpu: Vcpu, exit: Exit) -> bool:
         new_rsp -= 8 * len(frame)
         pagewalk.write(hrt.mem, cr3, new_rsp, struct.pack(f"<{len(frame)}Q", *reversed(frame)))
     except pagewalk.PageFault as e:
-        hrt.log(f"mvemu: HRT vCPU {vcpu.index}: cannot deliver exception {vec}: {e} (triple fault)")
+        hrt.log(f"mvemu: HRT vCPU {index}: cannot deliver exception {vec}: {e} (triple fault)")
         return False
     if vec == PF:
         vcpu.set_reg("cr2", exit.cr2)
@@ -384,7 +384,7 @@ def deliver_exception(hrt: Hrt, vcpu: Vcpu, exit: Exit) -> bool:
     vcpu.set_regs({"rsp": new_rsp, "rip": handler, "rflags": new_flags})
     vcpu.set_reg("cs", selector)
     if hrt.trace:
-        hrt._t(f"HRT vCPU {vcpu.index}: exception {vec} at {exit.rip:#x} (error {exit.error_code:#x}"
+        hrt._t(f"HRT vCPU {index}: exception {vec} at {exit.rip:#x} (error {exit.error_code:#x}"
                f"{f', cr2 {exit.cr2:#x}' if vec == PF else ''}) delivered to {handler:#x} on IST{ist}")
     return True
 

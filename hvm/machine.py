@@ -1,26 +1,33 @@
-"""The machine: guest-physical memory, vCPUs and the run loop (kvmtool's shape: one match on exits).
+"""The machine: guest-physical memory in partitions, vCPUs and the run loop (kvmtool's shape).
 
-The VMM serves hypercalls itself and hands every other exit of a ROS vCPU to the guest OS that runs
-there (the ROS kernel model) through the `GuestOS` interface.
+The ROS partition is all a ROS vCPU can reach; HRT vCPUs reach all of memory. The VMM serves
+hypercalls itself and hands every other exit of a ROS vCPU to the guest OS that runs there (the ROS
+kernel model) through the `GuestOS` interface. One host thread runs every vCPU in a fixed order.
 """
 from __future__ import annotations
 
 import errno
-from typing import Protocol
+import sys
+from typing import Callable, Protocol
 
 from . import abi
-from .memory import GuestMemory, Partition
-from .vcpu import Exit, ExitKind, Vcpu
+from .hrt import Hrt, HrtError
+from .memory import GuestMemory
+from .vcpu import Exit, Vcpu
+
+_HC_NAMES = {number: name for name, number in abi.HC.items()}
 
 
 class GuestOS(Protocol):
     finished: bool
     exit_status: int
+    idle: bool                                  # nothing to run on its vCPU right now
 
     def boot(self, vcpu: Vcpu) -> None: ...
     def on_syscall(self, vcpu: Vcpu) -> bool: ...
     def on_exception(self, vcpu: Vcpu, exit: Exit) -> bool: ...
     def on_exit(self, vcpu: Vcpu, exit: Exit) -> None: ...
+    def reschedule(self, vcpu: Vcpu) -> None: ...
 
 
 class _Dispatch:
@@ -33,30 +40,120 @@ class _Dispatch:
 
 
 class Machine:
-    def __init__(self, mem_size: int):
-        self.memory = GuestMemory(mem_size)
+    def __init__(self, mem_size: int, hrt_size: int = 0, hrt_cpus: int = 1, log=None, trace: bool = False):
+        self.memory = GuestMemory(mem_size + hrt_size)
         self.ros = self.memory.add_partition("ros", 0, mem_size)
+        self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.trace = trace
         self.vcpus: list[Vcpu] = []
+        self.hrt: Hrt | None = None
+        self._pending_calls: dict[int, Callable[[int], None]] = {}
+        if hrt_size:
+            hpart = self.memory.add_partition("hrt", mem_size, hrt_size)
+            self.hrt = Hrt(self.memory, hpart, [self.ros, hpart], hrt_cpus, self.log, trace)
+            self.hrt.on_call_done = self._call_done
 
     def add_ros_vcpu(self, guest: GuestOS) -> Vcpu:
-        dispatch = _Dispatch(guest.on_syscall, guest.on_exception, self.on_hypercall)
+        dispatch = _Dispatch(guest.on_syscall, guest.on_exception, self.on_port_io)
         vcpu = Vcpu(len(self.vcpus), self.memory, [self.ros], dispatch)
         self.vcpus.append(vcpu)
         return vcpu
 
-    def on_hypercall(self, vcpu: Vcpu, exit: Exit) -> bool:
-        """`out` to a port. Only the HVM port is a hypercall, and only ring 0 may issue one; any
-        other port access (or ring 3 doing I/O) stops the vCPU for the guest OS to handle (#GP)."""
-        if exit.port != abi.HVM_PORT or vcpu.cpl() != 0:
-            return False
-        vcpu.set_rax(-errno.ENOSYS)       # the hypercall set arrives with [hrt-boot]
-        return True
+    def on_port_io(self, vcpu: Vcpu, exit: Exit) -> bool:
+        """`out` on a ROS vCPU. The ROS kernel's own hypercalls come through `ros_hypercall` (it is
+        modelled in Python); a guest program in ring 3 doing port I/O gets #GP from the guest OS."""
+        return False
 
+    # -- hypercalls from the ROS kernel ------------------------------------------------------------
+    def ros_hypercall(self, nr: int, a0: int = 0, a1: int = 0, *, data: bytes | None = None,
+                      on_done: Callable[[int], None] | None = None) -> int | None:
+        """A hypercall issued by the ROS kernel (ring 0 of a ROS vCPU). Returns its result, or None
+        when it completes later (INVOKE_FUNC_SYNC): then `on_done(result)` is called."""
+        name = _HC_NAMES.get(nr)
+        result = self._ros_hypercall(name, a0, a1, data, on_done)
+        if self.trace:
+            shown = "pending" if result is None else result
+            self.log(f"[hvm] ROS hypercall {name or nr}({a0:#x}, {a1:#x}) = {shown}")
+        return result
+
+    def _ros_hypercall(self, name, a0, a1, data, on_done):
+        if name is None:
+            return -errno.ENOSYS
+        if abi.HYPERCALLS[name][1] == "hrt":
+            return -errno.EPERM
+        hrt = self.hrt
+        if name == "GET_STATE":
+            return 0 if hrt is None else (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
+        if hrt is None:
+            return -errno.ENODEV                     # this machine has no HRT partition (--hrt-mem 0)
+        try:
+            if name == "INSTALL_IMAGE":
+                if hrt.booted:
+                    return -errno.EBUSY
+                hrt.install(data or b"")
+                return 0
+            if name == "BOOT_HRT":
+                if hrt.image is None:
+                    return -errno.ENOENT
+                if hrt.booted:
+                    return -errno.EBUSY
+                hrt.boot(self._make_hrt_vcpu)
+                return 0
+            if name in ("INVOKE_FUNC", "INVOKE_FUNC_SYNC"):
+                if not hrt.booted:
+                    return -errno.ENOENT
+                cpu = 0
+                if name == "INVOKE_FUNC_SYNC":
+                    if cpu in self._pending_calls:
+                        return -errno.EBUSY
+                    self._pending_calls[cpu] = on_done
+                kind = abi.WORK["SELFTEST"] if a0 == 0 else abi.WORK["CALL"]
+                hrt.post_work(cpu, kind, a0, a1)
+                return None if name == "INVOKE_FUNC_SYNC" else 0
+            if name == "RESET_HRT":
+                self._reset_hrt()
+                return 0
+        except HrtError as e:
+            self.log(f"mvemu: HVM: {e}")
+            return -errno.ENOEXEC
+        return -errno.ENOSYS
+
+    def _make_hrt_vcpu(self, index: int, handler) -> Vcpu:
+        vcpu = Vcpu(len(self.vcpus), self.memory, self.hrt.all_parts, handler)
+        self.vcpus.append(vcpu)
+        return vcpu
+
+    def _call_done(self, cpu, result: int) -> None:
+        done = self._pending_calls.pop(cpu.index, None)
+        if done is not None:
+            done(result)
+
+    def _reset_hrt(self) -> None:
+        hrt = self.hrt
+        for cpu in hrt.cpus:
+            if cpu.vcpu is not None:
+                self.vcpus.remove(cpu.vcpu)
+        for cb in self._pending_calls.values():
+            cb(-errno.ECANCELED)
+        self._pending_calls.clear()
+        self.hrt = Hrt(self.memory, hrt.part, hrt.all_parts, len(hrt.cpus), self.log, self.trace)
+        self.hrt.on_call_done = self._call_done
+        self.memory.zero(hrt.part.base, hrt.part.size)
+        if self.trace:
+            self.log("[hvm] HRT reset: vCPUs stopped, HRT memory cleared, image forgotten")
+
+    # -- the run loop ------------------------------------------------------------------------------
     def run(self, guest: GuestOS) -> int:
-        """Boot `guest` on a ROS vCPU and run until it finishes; returns its exit status."""
+        """Boot `guest` on a ROS vCPU and run every vCPU until the guest finishes; its exit status."""
         vcpu = self.add_ros_vcpu(guest)
+        guest.hvm_busy = lambda: bool(self.hrt and self.hrt.runnable)
         guest.boot(vcpu)
         while not guest.finished:
-            exit = vcpu.run()
-            guest.on_exit(vcpu, exit)
+            if not guest.idle:
+                guest.on_exit(vcpu, vcpu.run())
+            if self.hrt is not None:
+                for cpu in self.hrt.runnable:
+                    self.hrt.on_exit(cpu, cpu.vcpu.run())
+            if guest.idle and not guest.finished:
+                guest.reschedule(vcpu)             # waits for events when no vCPU has work
         return guest.exit_status

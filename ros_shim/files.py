@@ -28,6 +28,7 @@ class OpenFile:
     path: str = ""
     refs: int = 0
     own_nonblock: bool = False    # the host fd is O_NONBLOCK for mvemu's sake (guest pipes)
+    device: str = ""              # a ROS device served by the kernel itself ("hvm" for /dev/hvm)
     peer: "OpenFile | None" = None    # a guest pipe's other end: its waiters are woken directly
     _pollable: bool | None = None
 

@@ -74,6 +74,9 @@ class RosKernel:
         self.current: Thread | None = None
         self.need_resched = False
         self.slice_over = False
+        self.idle = False                       # no runnable thread: the machine runs other vCPUs
+        self.hvm_busy = lambda: False           # set by the machine: do other vCPUs have work?
+        self.hypercall = None                   # set by the machine: the VMM's ROS hypercall entry
         self.next_pid = FIRST_PID
         self.init: Process | None = None        # the first process: its status is mvemu's
         self.finished = False
@@ -320,6 +323,12 @@ class RosKernel:
                        for th in p.threads):
                 self.finished = True
                 return
+            if self.hvm_busy():
+                # Nothing to run here, but HRT vCPUs have work: let the machine run them.
+                self.idle = True
+                self.watchdog.running = None
+                self.sched.poll_events(0, -1)
+                return
             deadline = self.sched.next_deadline(self._next_itimer())
             timeout = None if deadline is None else max(0, deadline - now_ns())
             self.watchdog.running = None
@@ -340,6 +349,7 @@ class RosKernel:
         self.current = nxt
 
     def _resume(self, vcpu: Vcpu, t: Thread) -> None:
+        self.idle = False
         vcpu.preempt_requested = False            # a new slice starts now
         if t.entry is not None:
             self._enter_user(vcpu, t)

@@ -13,8 +13,11 @@ import struct
 
 import select
 
+from hvm import abi
+
 from .. import signals
 from ..files import OpenFile
+from . import hvmdev
 from ..process import Wait
 from ..sched import now_ns
 from . import host
@@ -347,6 +350,8 @@ def _openat(k, t, dfd, pathp, flags, mode):
     path = _path(t, pathp)
     if isinstance(path, int):
         return path
+    if path == abi.ROS_DEVICE.encode():
+        return hvmdev.open_device(k, t, i32(flags))
     d = _dirfd(t, dfd)
     if d is None:
         return -errno.EBADF
@@ -546,6 +551,8 @@ def sys_ioctl(k, t, fd, cmd, arg, *_):
     if cmd in (FIOCLEX, FIONCLEX):
         t.proc.fds.entries[fd].cloexec = cmd == FIOCLEX
         return 0
+    if f.device == "hvm":
+        return hvmdev.ioctl(k, t, f, cmd, arg)
     if cmd in (TIOCGPGRP, TIOCSPGRP, TIOCGSID):
         return _job_control(k, t, f, cmd, arg)
     if cmd in _TTY_IOCTLS:
