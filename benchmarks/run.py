@@ -6,8 +6,10 @@
   1. compute:   the Benchmarks Game programs from guest_images/build, median wall time of
                 --repeat runs per runner; the outputs of all runners must agree with native
                 (a disagreement is reported as WRONG and not timed further);
-  2. per-event: getpid and mmap+touch+munmap round trips, as the difference between a run
-                with a large N and a run with a small N (start-up cost cancels);
+  2. per-event: getpid and mmap+touch+munmap round trips ([syscall]), and pipe ping-pong,
+                futex wake round trip and fork+exit+wait of a 10 MB process ([process],
+                `pingpong MODE N`), as the difference between a run with a large N and a run
+                with a small N (start-up cost cancels);
   3. memory:    peak RSS of each child (os.wait4's rusage), for a tiny program and for
                 allocation-heavy ones, to show mvemu's own constant cost;
   4. start-up:  `hello` as its own row.
@@ -44,6 +46,7 @@ CLOCK = "wall"      # which time the tables use: "wall" (elapsed) or "cpu" (chil
 # Targets from the issue.
 TARGET_COMPUTE_VS_QEMU = 1.5      # mvemu/qemu for compute programs
 TARGET_GETPID_US = 2.0            # getpid round trip under mvemu, microseconds
+TARGET_FORK_MS = 2.0              # fork+exit+wait of a process with 10 MB touched, under mvemu, ms
 
 # name, full-run N, quick N, output goes to /dev/null after the checked first run
 COMPUTE = [
@@ -53,11 +56,41 @@ COMPUTE = [
     ("binary_trees", "16", "10", False),
     ("mandelbrot", "2000", "200", True),
 ]
-# name, small N, large N (full), small N, large N (quick), description
+
+@dataclass(frozen=True)
+class Event:
+    """A per-event benchmark: `prog *args N` run with a small and a large N."""
+    name: str                 # key in the JSON and for --only (with the group)
+    group: str                # "syscall" or "process": one table each; --only process
+    prog: str
+    args: tuple[str, ...]     # arguments before N
+    small: int                # N for the full run
+    large: int
+    small_quick: int          # N for --quick
+    large_quick: int
+    desc: str
+    target_s: float | None = None     # upper bound for mvemu's cost per event, if the issue sets one
+
+    def label(self) -> str:
+        return " ".join((self.prog,) + self.args)
+
+
+# Large N is chosen so that mvemu's large run takes at most ~3 s.
 EVENTS = [
-    ("getpid_loop", 1000, 1_000_000, 1000, 200_000, "getpid round trip"),
-    ("mmap_loop", 200, 20_000, 100, 4_000, "mmap+touch+munmap"),
+    Event("getpid_loop", "syscall", "getpid_loop", (), 1000, 1_000_000, 1000, 200_000,
+          "getpid round trip", TARGET_GETPID_US * 1e-6),
+    Event("mmap_loop", "syscall", "mmap_loop", (), 200, 20_000, 100, 4_000, "mmap+touch+munmap"),
+    # Two processes, two pipes: one byte each way per round trip.
+    Event("pingpong_pipe", "process", "pingpong", ("pipe",), 200, 20_000, 100, 2_000,
+          "pipe ping-pong round trip"),
+    # Two threads, one futex word: FUTEX_WAKE + FUTEX_WAIT each way per round trip.
+    Event("pingpong_futex", "process", "pingpong", ("futex",), 200, 10_000, 100, 1_000,
+          "futex wake round trip"),
+    # The parent has 10 MB malloc'd and touched; each iteration forks a child that _exits at once.
+    Event("pingpong_fork", "process", "pingpong", ("fork",), 10, 1_000, 5, 50,
+          "fork+exit+wait, 10 MB touched", TARGET_FORK_MS * 1e-3),
 ]
+EVENT_GROUPS = {"syscall": "system calls and faults", "process": "processes and threads"}
 # Extra memory-only probe (besides hello and binary_trees from the tables above).
 MEMORY_EXTRA = [("malloc_stress", "4000", "500")]
 
@@ -361,7 +394,14 @@ def fmt_event(sec: float | None) -> str:
         return "-"
     if sec < 1e-6:
         return f"{sec * 1e9:.0f} ns"
+    if sec >= 1e-3:
+        return f"{sec * 1e3:.2f} ms"
     return f"{sec * 1e6:.2f} us"
+
+
+def fmt_target(sec: float) -> str:
+    """A target as the issue states it: `2 us`, `2 ms`."""
+    return f"{sec * 1e3:g} ms" if sec >= 1e-3 else f"{sec * 1e6:g} us"
 
 
 def table(headers: list[str], rows: list[list[str]], md: bool) -> str:
@@ -394,7 +434,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny N and 1 repeat: a smoke run")
     ap.add_argument("--repeat", type=int, default=None, metavar="K", help="runs per measurement (default 3, --quick 1)")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
-                    help="only benchmarks whose name contains NAME (repeatable): e.g. nbody, getpid, startup, memory")
+                    help="only benchmarks whose name contains NAME (repeatable): e.g. nbody, getpid, startup, "
+                         "memory, process (pipe, futex, fork), syscall (getpid, mmap)")
     ap.add_argument("--variant", default="glibc", choices=["glibc", "musl"], help="guest build variant")
     ap.add_argument("--json", metavar="FILE", help="save all results as JSON")
     ap.add_argument("--markdown", metavar="FILE", help="save the tables as Markdown")
@@ -485,15 +526,15 @@ def main(argv=None) -> int:
         md_parts.append("### Compute (%s seconds, median of %d)\n\n%s" % (CLOCK, opts.repeat, table(headers, body, md=True)))
 
     # 2. per-event costs --------------------------------------------------------------
-    ev_rows = []
-    for name, sf, lf, sq, lq, desc in EVENTS:
-        if not wanted(name):
+    ev_rows: dict[str, list[list[str]]] = {g: [] for g in EVENT_GROUPS}
+    for ev in EVENTS:
+        if not (wanted(ev.name) or (opts.only and ev.group in opts.only)):
             continue
-        small, large = (sq, lq) if opts.quick else (sf, lf)
-        print(f"  {name} {small} / {large} ...", end="", flush=True)
-        cs = bench.measure(name, [str(small)])
-        cl = bench.measure(name, [str(large)])
-        all_cells[f"{name} {small}"], all_cells[f"{name} {large}"] = cs, cl
+        small, large = (ev.small_quick, ev.large_quick) if opts.quick else (ev.small, ev.large)
+        print(f"  {ev.label()} {small} / {large} ...", end="", flush=True)
+        cs = bench.measure(ev.prog, [*ev.args, str(small)])
+        cl = bench.measure(ev.prog, [*ev.args, str(large)])
+        all_cells[f"{ev.label()} {small}"], all_cells[f"{ev.label()} {large}"] = cs, cl
         per, noisy = {}, set()
         for r in RUNNERS:
             per[r] = None
@@ -504,24 +545,31 @@ def main(argv=None) -> int:
                 else:                    # start-up noise swamped the events: no estimate
                     noisy.add(r)
         print(" " + "  ".join(f"{r}={fmt_event(per[r])}" for r in RUNNERS), flush=True)
-        results["events"][name] = {"desc": desc, "n_small": small, "n_large": large,
-                                   "per_event_s": per,
-                                   "small": {r: cs[r].to_json() for r in RUNNERS},
-                                   "large": {r: cl[r].to_json() for r in RUNNERS}}
-        if name == "getpid_loop" and per["mvemu"] is not None:
-            tgt = "met" if per["mvemu"] <= TARGET_GETPID_US * 1e-6 else f"MISSED (<= {TARGET_GETPID_US:g} us)"
+        results["events"][ev.name] = {"desc": ev.desc, "group": ev.group, "program": ev.prog,
+                                      "args": list(ev.args), "n_small": small, "n_large": large,
+                                      "per_event_s": per, "target_s": ev.target_s,
+                                      "small": {r: cs[r].to_json() for r in RUNNERS},
+                                      "large": {r: cl[r].to_json() for r in RUNNERS}}
+        if ev.target_s is not None and per["mvemu"] is not None:
+            tgt = "met" if per["mvemu"] <= ev.target_s else f"MISSED (<= {fmt_target(ev.target_s)})"
         else:
             tgt = "-"
         statuses = ["noise" if r in noisy else cl[r].status if not cl[r].ok else cs[r].status for r in RUNNERS]
         cols = [fmt_event(per[r]) if per[r] is not None else statuses[i] for i, r in enumerate(RUNNERS)]
-        ev_rows.append([f"{desc} ({name})", f"{small}->{large}", *cols,
-                        ratio(per["mvemu"], per["native"]), ratio(per["qemu"], per["native"]),
-                        ratio(per["mvemu"], per["qemu"]), tgt])
-    if ev_rows:
-        headers = ["event", "N", "native", "qemu", "mvemu", "mvemu/native", "qemu/native", "mvemu/qemu", "target"]
-        print(f"\nPer-event host {CLOCK} time ((t(large N) - t(small N)) / (large - small); target getpid <= %g us under mvemu)" % TARGET_GETPID_US)
-        print(table(headers, ev_rows, md=False))
-        md_parts.append(f"### Per-event cost (host {CLOCK} time per event)\n\n" + table(headers, ev_rows, md=True))
+        ev_rows[ev.group].append([f"{ev.desc} ({ev.label()})", f"{small}->{large}", *cols,
+                                  ratio(per["mvemu"], per["native"]), ratio(per["qemu"], per["native"]),
+                                  ratio(per["mvemu"], per["qemu"]), tgt])
+    headers = ["event", "N", "native", "qemu", "mvemu", "mvemu/native", "qemu/native", "mvemu/qemu", "target"]
+    targets = {"syscall": f"target getpid <= {TARGET_GETPID_US:g} us under mvemu",
+               "process": f"target fork+exit+wait <= {TARGET_FORK_MS:g} ms under mvemu; pipe and futex reported"}
+    for group, grows in ev_rows.items():
+        if not grows:
+            continue
+        print(f"\nPer-event host {CLOCK} time, {EVENT_GROUPS[group]} ((t(large N) - t(small N)) / (large - small); "
+              f"{targets[group]})")
+        print(table(headers, grows, md=False))
+        md_parts.append(f"### Per-event cost, {EVENT_GROUPS[group]} (host {CLOCK} time per event)\n\n"
+                        + table(headers, grows, md=True))
 
     # 3. memory -----------------------------------------------------------------------
     for name, nf, nq in MEMORY_EXTRA:
