@@ -1,0 +1,77 @@
+/* Generated from hvm/abi.py by `python -m hvm.abi`: do not edit. */
+#ifndef MVEMU_HVM_ABI_H
+#define MVEMU_HVM_ABI_H
+
+#define HVM_PORT 0xf00d
+
+#define HVM_HC_RESET_ROS 0x01  /* ros: reset the ROS (unsupported: -ENOSYS) */
+#define HVM_HC_RESET_HRT 0x02  /* ros: reset the HRT: stop its vCPUs, clear its memory, forget the image */
+#define HVM_HC_RESET_BOTH 0x03  /* ros: reset both (unsupported: -ENOSYS) */
+#define HVM_HC_INSTALL_IMAGE 0x08  /* ros: install an AeroKernel ELF image: rdi = guest address, rsi = length */
+#define HVM_HC_GET_STATE 0x0f  /* any: HVM state: bit 0 image installed, bit 1 HRT booted, bit 2 merged */
+#define HVM_HC_INVOKE_FUNC 0x20  /* ros: start a function on the HRT: rdi = address, rsi = argument */
+#define HVM_HC_INVOKE_FUNC_SYNC 0x21  /* ros: run a function on the HRT and wait: rdi = address, rsi = argument */
+#define HVM_HC_MERGE 0x30  /* ros: merge the calling process's lower half (rdi = its CR3) into the HRT */
+#define HVM_HC_UNMERGE 0x31  /* ros: clear the HRT's lower half */
+#define HVM_HC_MERGE_DONE 0x3f  /* hrt: the HRT acknowledges a merge */
+#define HVM_HC_SIGNAL_INSTALL 0x40  /* ros: install the ROS-side signal entry for HRT events */
+#define HVM_HC_SIGNAL_RAISE 0x41  /* hrt: raise a signal in the ROS process */
+#define HVM_HC_BOOT_HRT 0x80  /* ros: boot the installed image on every HRT vCPU */
+#define HVM_HC_CONSOLE_WRITE 0x81  /* hrt: write to mvemu's stderr: rdi = virtual address, rsi = length */
+#define HVM_HC_HRT_READY 0x82  /* hrt: the AeroKernel on this vCPU is up and enters its event loop */
+#define HVM_HC_HRT_EXCEPTION 0x83  /* hrt: report an exception: rdi = vector, rsi = rip, rcx = error code, r8 = cr2 */
+#define HVM_HC_CALL_DONE 0x84  /* hrt: an invoked function returned: rdi = its result */
+#define HVM_HC_WAIT_EVENT 0x85  /* hrt: the next work kind (mailbox filled), or 0: none yet, the vCPU is stopped until there is; call again (a loop, optionally with hlt) */
+#define HVM_HC_SELFTEST 0x86  /* hrt: a self-test result: rdi = test id, rsi = 0 pass / else fail code */
+
+#define HVM_HIGH_BASE 0xffff800000000000UL
+#define HVM_KERNEL_VBASE 0xffffffff80000000UL
+#define HVM_BOOT_STACK_SIZE 0x4000
+#define HVM_BOOT_INFO_MAGIC 0x4d56454d55424f4fUL
+#define HVM_KERNEL_CS 0x8
+#define HVM_KERNEL_DS 0x10
+
+#define HVM_WORK_NONE 0
+#define HVM_WORK_CALL 1
+#define HVM_WORK_SELFTEST 2
+#define HVM_WORK_HALT 3
+
+#define HVM_ROS_DEVICE "/dev/hvm"
+#define HVM_IOC_INSTALL 0x4801  /* struct hvm_ioc_image *: the AeroKernel ELF in the caller's memory */
+#define HVM_IOC_BOOT 0x4802  /* none */
+#define HVM_IOC_INVOKE_SYNC 0x4803  /* struct hvm_ioc_call *: func and arg in, result out; blocks the caller */
+#define HVM_IOC_STATE 0x4804  /* none; returns the GET_STATE bits */
+#define HVM_IOC_RESET 0x4805  /* none: reset the HRT */
+#define HVM_IOC_SELFTEST 0x4806  /* none; runs the AeroKernel self-tests, returns the number that failed */
+
+#ifndef __ASSEMBLER__
+struct hvm_boot_info {
+    unsigned long magic;
+    unsigned long cpu_id;
+    unsigned long num_cpus;
+    unsigned long hrt_base;
+    unsigned long hrt_size;
+    unsigned long ros_base;
+    unsigned long ros_size;
+    unsigned long high_base;
+    unsigned long kernel_vbase;
+    unsigned long image_pbase;
+    unsigned long image_size;
+    unsigned long free_pbase;
+    unsigned long free_size;
+    unsigned long boot_stack_top;
+    unsigned long mailbox_pbase;
+};
+
+struct hvm_ioc_image { unsigned long addr, len; };
+struct hvm_ioc_call { unsigned long func, arg, result; };
+
+struct hvm_mailbox {
+    unsigned long kind;
+    unsigned long func;
+    unsigned long arg;
+    unsigned long result;
+};
+#endif
+
+#endif

@@ -1,0 +1,87 @@
+/* Exception entry stubs for vectors 0-31.
+ * Every gate names an IST stack, so we always start on a fresh per-CPU stack, never on the
+ * interrupted code's (possibly a program's, with a red zone). The VMM delivers exceptions like
+ * the CPU: SS, RSP, RFLAGS, CS, RIP and, for some vectors, an error code.
+ * Each stub makes the frame uniform (a 0 error code where the CPU pushes none), pushes its
+ * vector, and the common path saves all general registers into a struct trapframe (trap.h),
+ * calls trap(tf), restores them and returns with iretq. */
+#include "trap.h"
+
+/* Vectors for which the CPU pushes an error code (the VMM uses the same set). */
+#define HAS_ERR(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
+
+    .text
+    .altmacro
+    .macro ISR v
+    .balign 16
+    .globl isr\v
+    .type isr\v, @function
+isr\v:
+    .if !HAS_ERR(\v)
+    pushq   $0
+    .endif
+    pushq   $\v
+    jmp     isr_common
+    .size isr\v, . - isr\v
+    .endm
+
+    .set vec, 0
+    .rept 32
+    ISR %vec
+    .set vec, vec + 1
+    .endr
+
+    .balign 16
+    .type isr_common, @function
+isr_common:
+    cld                             /* the C ABI wants DF = 0; iretq restores the caller's */
+    pushq   %rax
+    pushq   %rbx
+    pushq   %rcx
+    pushq   %rdx
+    pushq   %rsi
+    pushq   %rdi
+    pushq   %rbp
+    pushq   %r8
+    pushq   %r9
+    pushq   %r10
+    pushq   %r11
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    movq    %rsp, %rdi              /* struct trapframe *; RSP is 16-byte aligned here: */
+    call    trap                    /* IST top (aligned) - 22 words */
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %r11
+    popq    %r10
+    popq    %r9
+    popq    %r8
+    popq    %rbp
+    popq    %rdi
+    popq    %rsi
+    popq    %rdx
+    popq    %rcx
+    popq    %rbx
+    popq    %rax
+    addq    $16, %rsp               /* vector, error code */
+    iretq
+    .size isr_common, . - isr_common
+
+/* The stub addresses, for idt.c. */
+    .macro ISR_ADDR v
+    .quad isr\v
+    .endm
+
+    .section .rodata
+    .balign 8
+    .globl isr_stubs
+isr_stubs:
+    .set vec, 0
+    .rept 32
+    ISR_ADDR %vec
+    .set vec, vec + 1
+    .endr
