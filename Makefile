@@ -17,6 +17,7 @@ setup: $(STAMP)
 
 images:
 	$(MAKE) -C guest_images
+	$(MAKE) -C aerokernel
 
 # The main job: a guest program under mvemu.
 run: setup images
@@ -30,4 +31,5 @@ bench: setup images
 
 clean:
 	$(MAKE) -C guest_images clean
+	$(MAKE) -C aerokernel clean
 	rm -rf $(VENV)

@@ -96,7 +96,7 @@ class Hrt:
         self.merged = False
         self.cr3 = 0
         self.on_call_done = None          # callback(cpu, result) for INVOKE completions
-        self.selftests: dict[int, int] = {}
+        self.selftests: dict[tuple[int, int], int] = {}   # (cpu, test id) -> 0 or failure code
         self.exceptions: list[tuple[int, int, int, int]] = []   # (cpu, vector, rip, error) reported
         self.console = bytearray()
 
@@ -223,7 +223,7 @@ class Hrt:
     def post_work(self, cpu_index: int, kind: int, func: int = 0, arg: int = 0) -> None:
         """Queue work for an HRT vCPU; a waiting one resumes and takes it with WAIT_EVENT."""
         cpu = self.cpus[cpu_index]
-        cpu.work.append((kind, func, arg))
+        cpu.work.append((kind, func & 0xFFFF_FFFF_FFFF_FFFF, arg & 0xFFFF_FFFF_FFFF_FFFF))
         if cpu.state == "waiting":
             cpu.state = "running"
 
@@ -244,8 +244,10 @@ class Hrt:
         if exit.kind is ExitKind.BUDGET:
             return
         if exit.kind is ExitKind.HALT:
-            # hlt: waiting for work if some may come, else halted for good
-            cpu.state = "waiting" if not cpu.work else "running"
+            # Work is asked for with WAIT_EVENT; a vCPU that executes hlt (HVM_WORK_HALT, or the
+            # end of a fatal exception) is halted until the HRT is reset.
+            cpu.state = "halted"
+            self._t(f"HRT vCPU {cpu.index} halted at {exit.rip:#x}")
             return
         cpu.state = "dead"
         self.log(f"mvemu: HRT vCPU {cpu.index} stopped: {exit.kind.value}"
@@ -314,7 +316,7 @@ class HrtDispatch:
             hrt.exceptions.append((cpu.index, a0, a1, a2))
             hrt._t(f"HRT vCPU {cpu.index}: exception {a0} at rip {a1:#x}, error code {a2:#x}, cr2 {a3:#x}")
         elif name == "SELFTEST":
-            hrt.selftests[a0] = a1
+            hrt.selftests[(cpu.index, a0)] = a1
             hrt._t(f"HRT vCPU {cpu.index}: selftest {a0} {'passed' if a1 == 0 else f'FAILED ({a1:#x})'}")
         elif name == "CALL_DONE":
             hrt._t(f"HRT vCPU {cpu.index}: call done, result {a0:#x}")

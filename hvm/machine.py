@@ -103,6 +103,8 @@ class Machine:
                 if not hrt.booted:
                     return -errno.ENOENT
                 cpu = 0
+                if hrt.cpus[cpu].state in ("halted", "dead"):
+                    return -errno.EIO                  # the AeroKernel on it has stopped
                 if name == "INVOKE_FUNC_SYNC":
                     if cpu in self._pending_calls:
                         return -errno.EBUSY
