@@ -248,66 +248,46 @@ def sys_writev(k, t, fd, iov, iovcnt, *_):
     return _write_views(k, t, f, views) if views else 0
 
 
-@syscall("pread64", "fd,r,u,i")
-def sys_pread64(k, t, fd, buf, count, offset, *_):
+def _positional(k, t, fd, offset, views, write: bool):
+    """pread64/pwrite64/preadv/pwritev: I/O at an offset, without moving the file position."""
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
     if signed(offset) < 0:
         return -errno.EINVAL
-    views = _io_views(t, buf, count, True)
+    if isinstance(views, int):
+        return views
     if views is None:
         return -errno.EFAULT
+    if not views:
+        return 0
     try:
-        return os.preadv(f.host_fd, views, offset) if views else 0
-    except OSError as e:
-        return _oserr(e)
-
-
-@syscall("pwrite64", "fd,w,u,i")
-def sys_pwrite64(k, t, fd, buf, count, offset, *_):
-    f = _file(t, fd)
-    if f is None:
-        return -errno.EBADF
-    if signed(offset) < 0:
-        return -errno.EINVAL
-    views = _io_views(t, buf, count, False)
-    if views is None:
-        return -errno.EFAULT
-    try:
-        return os.pwritev(f.host_fd, views, offset) if views else 0
+        return os.pwritev(f.host_fd, views[:IOV_MAX], offset) if write else \
+            os.preadv(f.host_fd, views[:IOV_MAX], offset)
     except BrokenPipeError:
         return k.sigpipe(t)
     except OSError as e:
         return _oserr(e)
 
 
+@syscall("pread64", "fd,r,u,i")
+def sys_pread64(k, t, fd, buf, count, offset, *_):
+    return _positional(k, t, fd, offset, _io_views(t, buf, count, True), False)
+
+
+@syscall("pwrite64", "fd,w,u,i")
+def sys_pwrite64(k, t, fd, buf, count, offset, *_):
+    return _positional(k, t, fd, offset, _io_views(t, buf, count, False), True)
+
+
 @syscall("preadv", "fd,x,i,i")
 def sys_preadv(k, t, fd, iov, iovcnt, offset, *_):
-    f = _file(t, fd)
-    if f is None:
-        return -errno.EBADF
-    views = _iovecs(t, iov, iovcnt, True)
-    if isinstance(views, int):
-        return views
-    try:
-        return os.preadv(f.host_fd, views, offset) if views else 0
-    except OSError as e:
-        return _oserr(e)
+    return _positional(k, t, fd, offset, _iovecs(t, iov, iovcnt, True), False)
 
 
 @syscall("pwritev", "fd,x,i,i")
 def sys_pwritev(k, t, fd, iov, iovcnt, offset, *_):
-    f = _file(t, fd)
-    if f is None:
-        return -errno.EBADF
-    views = _iovecs(t, iov, iovcnt, False)
-    if isinstance(views, int):
-        return views
-    try:
-        return os.pwritev(f.host_fd, views, offset) if views else 0
-    except OSError as e:
-        return _oserr(e)
+    return _positional(k, t, fd, offset, _iovecs(t, iov, iovcnt, False), True)
 
 
 @syscall("lseek", "fd,i,i")
