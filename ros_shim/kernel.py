@@ -30,12 +30,11 @@ from .process import BLOCKED, DEAD, RUNNABLE, STOPPED, Process, Thread, Wait
 from .sched import Scheduler, Watchdog, now_ns
 from .signals import SigInfo
 from .syscalls import table
-from .syscalls.table import NORETURN, TABLE
+from .syscalls.table import BLOCK, NORETURN, TABLE
 
 # Import the syscall families so that they register themselves in TABLE.
 from .syscalls import fs, futex, mm as sys_mm, proc, signal as sys_signal, task, time as sys_time  # noqa: F401,E402
 
-BLOCK = object()            # a syscall handler's answer: the thread blocked (t.wait says on what)
 FIRST_PID = 1000
 _EXCEPTION_SIGNALS = {DE: (signals.SIGFPE, 1), 1: (signals.SIGTRAP, 1), BP: (signals.SIGTRAP, signals.SI_KERNEL),
                       UD: (signals.SIGILL, 2), GP: (signals.SIGSEGV, signals.SI_KERNEL),

@@ -436,28 +436,18 @@ class AddressSpace:
         return views
 
     def read(self, va: int, n: int) -> bytes | None:
-        out = bytearray()
-        while n > 0:
-            pa = self.user_page(va, False)
-            if pa is None:
-                return None
-            chunk = min(n, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
-            out += self.mem.view[pa:pa + chunk]
-            va += chunk
-            n -= chunk
-        return bytes(out)
+        views = self.user_buffers(va, n, False)
+        return None if views is None else b"".join(views)
 
     def write(self, va: int, data) -> bool:
         data = memoryview(data).cast("B")
+        views = self.user_buffers(va, len(data), True)
+        if views is None:
+            return False
         pos = 0
-        while pos < len(data):
-            pa = self.user_page(va, True)
-            if pa is None:
-                return False
-            chunk = min(len(data) - pos, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
-            self.mem.view[pa:pa + chunk] = data[pos:pos + chunk]
-            va += chunk
-            pos += chunk
+        for v in views:
+            v[:] = data[pos:pos + len(v)]
+            pos += len(v)
         return True
 
     def read_cstr(self, va: int, limit: int = 4096) -> bytes | None:

@@ -22,7 +22,8 @@ from ..process import Wait
 from ..sched import now_ns
 from . import host
 from .host import AT_FDCWD, Buffer
-from .table import i32, signed, syscall
+from .table import BLOCK, i32, signed, syscall
+from .time import timespec_ns
 
 O_ACCMODE = os.O_ACCMODE
 O_CLOEXEC = os.O_CLOEXEC
@@ -71,6 +72,15 @@ def _host_path(t, p: bytes) -> bytes:
         f = t.proc.fds.get(std)
         return b"/proc/self/fd/%d" % f.host_fd if f else p
     return p
+
+
+def _at_path(t, dfd, pathp):
+    """(host dirfd, host path) for a guest (dirfd, path) pair, or a negative errno."""
+    path = _path(t, pathp)
+    if isinstance(path, int):
+        return path
+    d = _dirfd(t, dfd)
+    return -errno.EBADF if d is None else (d, path)
 
 
 def _dirfd(t, dfd):
@@ -558,10 +568,14 @@ def sys_ioctl(k, t, fd, cmd, arg, *_):
 
 
 # -- metadata ----------------------------------------------------------------------------------
-def _stat_call(t, name, d, path, buf_ptr, size, *rest):
+OUT = object()     # where the host buffer goes in `_call_out`'s arguments
+
+
+def _call_out(t, buf_ptr: int, size: int, name: str, *args) -> int:
+    """Make host call `name` with a `size`-byte host buffer in place of OUT, then copy the buffer
+    to the guest at buf_ptr (a stat, statx, statfs structure: Linux's own layout)."""
     buf = Buffer(size)
-    r = host.call(name, d, path, *rest[:1], buf.ptr, *rest[1:]) if name == "statx" else \
-        host.call(name, d, path, buf.ptr, *rest)
+    r = host.call(name, *(buf.ptr if a is OUT else a for a in args))
     if r < 0:
         return r
     return 0 if t.proc.mm.write(buf_ptr, buf.bytes()) else -errno.EFAULT
@@ -570,23 +584,14 @@ def _stat_call(t, name, d, path, buf_ptr, size, *rest):
 @syscall("fstat", "fd,x")
 def sys_fstat(k, t, fd, buf, *_):
     f = _file(t, fd)
-    if f is None:
-        return -errno.EBADF
-    b = Buffer(144)
-    r = host.call("fstat", f.host_fd, b.ptr)
-    if r < 0:
-        return r
-    return 0 if t.proc.mm.write(buf, b.bytes()) else -errno.EFAULT
+    return _call_out(t, buf, 144, "fstat", f.host_fd, OUT) if f else -errno.EBADF
 
 
 def _fstatat(t, dfd, pathp, buf, flags):
-    path = _path(t, pathp)
-    if isinstance(path, int):
-        return path
-    d = _dirfd(t, dfd)
-    if d is None:
-        return -errno.EBADF
-    return _stat_call(t, "newfstatat", d, path, buf, 144, i32(flags))
+    at = _at_path(t, dfd, pathp)
+    if isinstance(at, int):
+        return at
+    return _call_out(t, buf, 144, "newfstatat", *at, OUT, i32(flags))
 
 
 @syscall("stat", "s,x")
@@ -606,13 +611,10 @@ def sys_newfstatat(k, t, dfd, path, buf, flags, *_):
 
 @syscall("statx", "fd,s,x,x,x")
 def sys_statx(k, t, dfd, pathp, flags, mask, buf, *_):
-    path = _path(t, pathp)
-    if isinstance(path, int):
-        return path
-    d = _dirfd(t, dfd)
-    if d is None:
-        return -errno.EBADF
-    return _stat_call(t, "statx", d, path, buf, 256, i32(flags), mask & 0xFFFF_FFFF)
+    at = _at_path(t, dfd, pathp)
+    if isinstance(at, int):
+        return at
+    return _call_out(t, buf, 256, "statx", *at, i32(flags), mask & 0xFFFF_FFFF, OUT)
 
 
 @syscall("statfs", "s,x")
@@ -620,23 +622,13 @@ def sys_statfs(k, t, pathp, buf, *_):
     path = _path(t, pathp)
     if isinstance(path, int):
         return path
-    b = Buffer(120)
-    r = host.call("statfs", _at(t, path), b.ptr)
-    if r < 0:
-        return r
-    return 0 if t.proc.mm.write(buf, b.bytes()) else -errno.EFAULT
+    return _call_out(t, buf, 120, "statfs", _at(t, path), OUT)
 
 
 @syscall("fstatfs", "fd,x")
 def sys_fstatfs(k, t, fd, buf, *_):
     f = _file(t, fd)
-    if f is None:
-        return -errno.EBADF
-    b = Buffer(120)
-    r = host.call("fstatfs", f.host_fd, b.ptr)
-    if r < 0:
-        return r
-    return 0 if t.proc.mm.write(buf, b.bytes()) else -errno.EFAULT
+    return _call_out(t, buf, 120, "fstatfs", f.host_fd, OUT) if f else -errno.EBADF
 
 
 def _at(t, path: bytes) -> bytes:
@@ -646,38 +638,30 @@ def _at(t, path: bytes) -> bytes:
     return b"/proc/self/fd/%d/" % t.proc.cwd_fd + path
 
 
-@syscall("getdents64", "fd,x,u")
-def sys_getdents64(k, t, fd, dirp, count, *_):
+def _getdents(t, name, fd, dirp, count):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    b = Buffer(min(count, 1 << 20))
-    r = host.call("getdents64", f.host_fd, b.ptr, min(count, 1 << 20))
+    size = min(count, 1 << 20)
+    b = Buffer(size)
+    r = host.call(name, f.host_fd, b.ptr, size)
     if r > 0 and not t.proc.mm.write(dirp, b.bytes(r)):
         return -errno.EFAULT
     return r
+
+
+@syscall("getdents64", "fd,x,u")
+def sys_getdents64(k, t, fd, dirp, count, *_):
+    return _getdents(t, "getdents64", fd, dirp, count)
 
 
 @syscall("getdents", "fd,x,u")
 def sys_getdents(k, t, fd, dirp, count, *_):
-    f = _file(t, fd)
-    if f is None:
-        return -errno.EBADF
-    b = Buffer(min(count, 1 << 20))
-    r = host.call("getdents", f.host_fd, b.ptr, min(count, 1 << 20))
-    if r > 0 and not t.proc.mm.write(dirp, b.bytes(r)):
-        return -errno.EFAULT
-    return r
+    return _getdents(t, "getdents", fd, dirp, count)
 
 
 def _faccessat(t, dfd, pathp, mode, flags):
-    path = _path(t, pathp)
-    if isinstance(path, int):
-        return path
-    d = _dirfd(t, dfd)
-    if d is None:
-        return -errno.EBADF
-    return host.call("faccessat2", d, path, i32(mode), i32(flags))
+    return _path_call(t, "faccessat2", dfd, pathp, i32(mode), i32(flags))
 
 
 @syscall("access", "s,i")
@@ -729,15 +713,12 @@ def sys_readlinkat(k, t, dfd, path, buf, size, *_):
 
 # -- directory tree changes (host pass-through) -------------------------------------------------
 def _path_call(t, name, dfd, pathp, *rest, creates=False):
-    path = _path(t, pathp)
-    if isinstance(path, int):
-        return path
-    d = _dirfd(t, dfd)
-    if d is None:
-        return -errno.EBADF
+    at = _at_path(t, dfd, pathp)
+    if isinstance(at, int):
+        return at
     if creates:
         os.umask(t.proc.umask)
-    return host.call(name, d, path, *rest)
+    return host.call(name, *at, *rest)
 
 
 def _two_path_call(t, name, olddfd, oldp, newdfd, newp, *rest):
@@ -811,13 +792,10 @@ def _symlinkat(t, targetp, dfd, pathp):
     target = t.proc.mm.read_cstr(targetp, PATH_MAX + 1) if targetp else None
     if target is None:
         return -errno.EFAULT
-    path = _path(t, pathp)
-    if isinstance(path, int):
-        return path
-    d = _dirfd(t, dfd)
-    if d is None:
-        return -errno.EBADF
-    return host.call("symlinkat", target, d, path)
+    at = _at_path(t, dfd, pathp)
+    if isinstance(at, int):
+        return at
+    return host.call("symlinkat", target, *at)
 
 
 @syscall("symlink", "s,s")
@@ -999,7 +977,7 @@ def sys_poll(k, t, fds_ptr, nfds, timeout, *_):
 
 @syscall("ppoll", "x,u,x,x,u")
 def sys_ppoll(k, t, fds_ptr, nfds, tsp, sigmask, sigsetsize, *_):
-    timeout = _timespec_ns(t, tsp)
+    timeout = timespec_ns(t, tsp)
     if isinstance(timeout, int) and timeout < 0:
         return timeout
     if sigmask and t.wait is None:
@@ -1009,27 +987,9 @@ def sys_ppoll(k, t, fds_ptr, nfds, tsp, sigmask, sigsetsize, *_):
         t.saved_sigmask = t.sigmask
         t.sigmask = struct.unpack("<Q", raw)[0] & ~signals.UNBLOCKABLE
     r = _poll(k, t, fds_ptr, nfds, timeout)
-    if sigmask and r is not k_BLOCK(k) and r != -signals.ERESTARTNOHAND and t.saved_sigmask is not None:
+    if sigmask and r is not BLOCK and r != -signals.ERESTARTNOHAND and t.saved_sigmask is not None:
         t.sigmask, t.saved_sigmask = t.saved_sigmask, None
     return r
-
-
-def k_BLOCK(k):
-    from ..kernel import BLOCK
-    return BLOCK
-
-
-def _timespec_ns(t, tsp):
-    """None for no timeout, else nanoseconds; a negative errno on a bad timespec."""
-    if not tsp:
-        return None
-    raw = t.proc.mm.read(tsp, 16)
-    if raw is None:
-        return -errno.EFAULT
-    sec, nsec = struct.unpack("<qq", raw)
-    if sec < 0 or not 0 <= nsec < 1_000_000_000:
-        return -errno.EINVAL
-    return sec * 1_000_000_000 + nsec
 
 
 def _poll(k, t, fds_ptr, nfds, timeout_ns):
@@ -1149,7 +1109,7 @@ def sys_select(k, t, nfds, rp, wp, ep, tvp, *_):
 
 @syscall("pselect6", "i,x,x,x,x,x")
 def sys_pselect6(k, t, nfds, rp, wp, ep, tsp, sigp, *_):
-    timeout = _timespec_ns(t, tsp)
+    timeout = timespec_ns(t, tsp)
     if isinstance(timeout, int) and timeout < 0:
         return timeout
     if sigp and t.wait is None:
@@ -1164,7 +1124,7 @@ def sys_pselect6(k, t, nfds, rp, wp, ep, tsp, sigp, *_):
             t.saved_sigmask = t.sigmask
             t.sigmask = struct.unpack("<Q", m)[0] & ~signals.UNBLOCKABLE
     r = _select(k, t, nfds, rp, wp, ep, timeout)
-    if r is not k_BLOCK(k) and r != -signals.ERESTARTNOHAND and t.saved_sigmask is not None:
+    if r is not BLOCK and r != -signals.ERESTARTNOHAND and t.saved_sigmask is not None:
         t.sigmask, t.saved_sigmask = t.saved_sigmask, None
     return r
 

@@ -16,6 +16,7 @@ from .. import signals
 from ..process import Wait
 from ..sched import now_ns
 from .table import i32, syscall
+from .time import timespec_ns
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 6, 7, 8, 9, 10
@@ -102,13 +103,9 @@ def sys_futex(k, t, uaddr, op, val, timeout, uaddr2, val3, *_):
             return -errno.EAGAIN
         deadline = None
         if timeout:
-            raw = mm.read(timeout, 16)
-            if raw is None:
-                return -errno.EFAULT
-            sec, nsec = struct.unpack("<qq", raw)
-            if sec < 0 or not 0 <= nsec < 1_000_000_000:
-                return -errno.EINVAL
-            span = sec * 1_000_000_000 + nsec
+            span = timespec_ns(t, timeout)
+            if span < 0:
+                return span
             if cmd == FUTEX_WAIT_BITSET:                  # an absolute time on the chosen clock
                 clock = time.CLOCK_REALTIME if op & FUTEX_CLOCK_REALTIME else time.CLOCK_MONOTONIC
                 span -= time.clock_gettime_ns(clock)

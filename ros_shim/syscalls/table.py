@@ -2,7 +2,8 @@
 
 Handlers are plain functions `fn(k, t, a0, a1, ...)` of the kernel, the calling thread and the raw
 64-bit argument registers, returning the result (a negative errno on failure) or NORETURN when the
-calling thread does not come back (exit, a fatal signal). Each entry carries a small argument
+calling thread does not come back (exit, a fatal signal), or BLOCK (via `k.block`) when it must
+wait. Each entry carries a small argument
 spec so that `--trace` can print the call strace-style:
 
     i signed int   u unsigned   x hex/pointer   fd file descriptor   s C string   o octal mode
@@ -17,7 +18,8 @@ from typing import Callable
 
 from .names import NAMES, NUMBERS  # noqa: F401 (NAMES is re-exported)
 
-NORETURN = object()
+NORETURN = object()         # the calling thread does not come back (exit, exec, sigreturn)
+BLOCK = object()            # the calling thread blocked (t.wait says on what); the call re-runs
 
 
 @dataclass(frozen=True)

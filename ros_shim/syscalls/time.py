@@ -23,12 +23,18 @@ def _clock_ns(clk: int) -> int | None:
         return None
 
 
-def _read_timespec(t, ptr):
+def timespec_ns(t, ptr):
+    """The struct timespec at ptr in nanoseconds; None for a NULL pointer; a negative errno for an
+    unreadable (EFAULT) or invalid (EINVAL) one."""
+    if not ptr:
+        return None
     data = t.proc.mm.read(ptr, 16)
     if data is None:
-        return None
+        return -errno.EFAULT
     sec, nsec = struct.unpack("<qq", data)
-    return sec, nsec
+    if sec < 0 or not 0 <= nsec < 1_000_000_000:
+        return -errno.EINVAL
+    return sec * 1_000_000_000 + nsec
 
 
 @syscall("clock_gettime", "i,x")
@@ -91,14 +97,10 @@ def _sleep(k, t, deadline_ns: int, clock: int, rem_ptr: int, absolute: bool):
 
 @syscall("nanosleep", "x,x")
 def sys_nanosleep(k, t, req, rem, *_):
-    ts = _read_timespec(t, req)
-    if ts is None:
-        return -errno.EFAULT
-    sec, nsec = ts
-    if sec < 0 or not 0 <= nsec < 1_000_000_000:
-        return -errno.EINVAL
-    return _sleep(k, t, time.clock_gettime_ns(time.CLOCK_MONOTONIC) + sec * 1_000_000_000 + nsec,
-                  time.CLOCK_MONOTONIC, rem, False)
+    span = timespec_ns(t, req) if req else -errno.EFAULT
+    if span < 0:
+        return span
+    return _sleep(k, t, time.clock_gettime_ns(time.CLOCK_MONOTONIC) + span, time.CLOCK_MONOTONIC, rem, False)
 
 
 @syscall("clock_nanosleep", "i,i,x,x")
@@ -109,13 +111,9 @@ def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
     host = _CLOCKS.get(clk)
     if host is None or clk not in (0, 1, 7):
         return -errno.EINVAL
-    ts = _read_timespec(t, req)
-    if ts is None:
-        return -errno.EFAULT
-    sec, nsec = ts
-    if sec < 0 or not 0 <= nsec < 1_000_000_000:
-        return -errno.EINVAL
-    target = sec * 1_000_000_000 + nsec
+    target = timespec_ns(t, req) if req else -errno.EFAULT
+    if target < 0:
+        return target
     absolute = bool(flags & TIMER_ABSTIME)
     if not absolute:
         target += time.clock_gettime_ns(host)
