@@ -17,6 +17,7 @@ import random
 import signal as host_signal
 import struct
 import sys
+import time
 from dataclasses import dataclass
 
 from hvm.memory import PAGE_SIZE, GuestMemory, Partition
@@ -352,7 +353,7 @@ class RosKernel:
         vcpu.preempt_requested = False            # a new slice starts now
         if t.entry is not None:
             self._enter_user(vcpu, t)
-        self.watchdog.slice_start = _monotonic()
+        self.watchdog.slice_start = time.monotonic()
         self.watchdog.running = vcpu
 
     # -- blocking ---------------------------------------------------------------------------------
@@ -394,9 +395,9 @@ class RosKernel:
                 if t.state == BLOCKED:
                     self.sched.wake(t, interrupted=True)
                 if t is self.current:
+                    # Signals are posted on the main host thread, from a hook or with the vCPU
+                    # stopped: leaving the fast path at the end of this exit is enough.
                     self.need_resched = True
-                    if self.watchdog and self.watchdog.running:
-                        self.watchdog.running.request_preempt()
                 break
 
     def force_signal(self, t: Thread, info: SigInfo) -> None:
@@ -674,8 +675,3 @@ def _host_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def _monotonic() -> float:
-    import time
-    return time.monotonic()
