@@ -6,6 +6,7 @@
  * vector, and the common path saves all general registers into a struct trapframe (trap.h),
  * calls trap(tf), restores them and returns with iretq. */
 #include "trap.h"
+#include "regs.S.h"
 
 /* Vectors for which the CPU pushes an error code (the VMM uses the same set). */
 #define HAS_ERR(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
@@ -35,38 +36,10 @@ isr\v:
     .type isr_common, @function
 isr_common:
     cld                             /* the C ABI wants DF = 0; iretq restores the caller's */
-    pushq   %rax
-    pushq   %rbx
-    pushq   %rcx
-    pushq   %rdx
-    pushq   %rsi
-    pushq   %rdi
-    pushq   %rbp
-    pushq   %r8
-    pushq   %r9
-    pushq   %r10
-    pushq   %r11
-    pushq   %r12
-    pushq   %r13
-    pushq   %r14
-    pushq   %r15
+    PUSH_GPRS
     movq    %rsp, %rdi              /* struct trapframe *; RSP is 16-byte aligned here: */
     call    trap                    /* IST top (aligned) - 22 words */
-    popq    %r15
-    popq    %r14
-    popq    %r13
-    popq    %r12
-    popq    %r11
-    popq    %r10
-    popq    %r9
-    popq    %r8
-    popq    %rbp
-    popq    %rdi
-    popq    %rsi
-    popq    %rdx
-    popq    %rcx
-    popq    %rbx
-    popq    %rax
+    POP_GPRS
     addq    $16, %rsp               /* vector, error code */
     iretq
     .size isr_common, . - isr_common

@@ -13,6 +13,7 @@
  * result) is preserved. */
 #include "gdt.h"
 #include "syscall.h"
+#include "regs.S.h"
 
     .text
     .altmacro
@@ -43,38 +44,10 @@ syscall_entries:
     .globl syscall_common
     .type syscall_common, @function
 syscall_common:                     /* [rsp] = the caller's RSP */
-    pushq   %rax
-    pushq   %rbx
-    pushq   %rcx
-    pushq   %rdx
-    pushq   %rsi
-    pushq   %rdi
-    pushq   %rbp
-    pushq   %r8
-    pushq   %r9
-    pushq   %r10
-    pushq   %r11
-    pushq   %r12
-    pushq   %r13
-    pushq   %r14
-    pushq   %r15
+    PUSH_GPRS
     movq    %rsp, %rdi              /* struct syscall_frame * (16 words: RSP stays aligned) */
     call    syscall_dispatch
-    popq    %r15
-    popq    %r14
-    popq    %r13
-    popq    %r12
-    popq    %r11                    /* the caller's RFLAGS */
-    popq    %r10
-    popq    %r9
-    popq    %r8
-    popq    %rbp
-    popq    %rdi
-    popq    %rsi
-    popq    %rdx
-    popq    %rcx                    /* the return RIP */
-    popq    %rbx
-    popq    %rax                    /* the result */
+    POP_GPRS                        /* r11 = the caller's RFLAGS, rcx = the return RIP, rax = the result */
     pushq   %r11
     popfq
     movq    (%rsp), %rsp            /* the caller's stack, untouched below its RSP */
