@@ -59,7 +59,6 @@ class ExitKind(enum.Enum):
     MEMORY_ERROR = "memory-error"     # guest-physical access outside mapped RAM
     BREAKPOINT = "breakpoint"
     BUDGET = "budget"
-    STOP = "stop"                     # the handler asked to stop (exit, block, switch)
 
 
 # Exception vectors
@@ -281,10 +280,6 @@ class Vcpu:
     def flush_tlb(self) -> None:
         """Drop every cached virtual-to-physical translation (what a CR3 write does on hardware)."""
         uclib.uc_ctl(self._h, (1 << 30) | ucc.UC_CTL_TLB_FLUSH)
-
-    def invalidate_code(self, va_begin: int, va_end: int) -> None:
-        """Drop translated code for a virtual range still mapped in the current address space."""
-        self.uc.ctl_remove_cache(va_begin, va_end)
 
     def flush_code(self) -> None:
         """Drop all translated code (after the frames that held code may have been reused)."""

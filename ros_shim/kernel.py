@@ -512,8 +512,6 @@ class RosKernel:
             if th.state == RUNNABLE:
                 th.state = STOPPED
                 self.sched.remove(th)
-            elif th.state == BLOCKED:
-                th.stopped_while_blocked = True
         self._notify_parent(proc, signals.CLD_STOPPED, sig)
 
     def _continue(self, proc: Process) -> None:

@@ -54,7 +54,6 @@ class Thread:
     altstack: tuple[int, int, int] = (0, 2, 0)   # ss_sp, ss_flags (SS_DISABLE), ss_size
     clear_child_tid: int = 0
     robust_list: int = 0
-    exit_code: int = 0
     restart_nr: int | None = None       # syscall to restart if a signal interrupted it
     restart_deadline: int | None = None # nanosleep resumed after a stop, keeps its deadline
     deferred: str | None = None         # work for the stopped vCPU after this syscall (sigreturn)
@@ -94,7 +93,6 @@ class Process:
     stopped: bool = False
     reported_stop: bool = False
     continued: bool = False
-    utime_ns: int = 0
 
     @property
     def cwd(self) -> str:
