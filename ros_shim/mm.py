@@ -303,11 +303,12 @@ class AddressSpace:
         """mremap: move the pages of [old, old+old_size) to dest, with a VMA of new_size."""
         vma = self.find(old)
         moved = replace(vma, start=dest, end=dest + new_size, offset=vma.offset + (old - vma.start))
-        entries = [(va, pte) for va, slot, pte in self.pt.mapped_pages(old, old + min(old_size, new_size))]
-        for va, slot, pte in list(self.pt.mapped_pages(old, old + old_size)):
+        kept = old + min(old_size, new_size)
+        self._release_pages(kept, old + old_size)         # a shrinking move drops the tail's frames
+        entries = []
+        for va, slot, pte in list(self.pt.mapped_pages(old, kept)):
+            entries.append((va, pte))                      # the frames move with their references
             self.mem.write_u64(slot, 0)
-        tail = old + min(old_size, new_size)
-        self._release_pages(tail, old + old_size)
         self._carve(old, old + old_size)
         for va, pte in entries:
             self.pt.set_pte(dest + (va - old), pte)

@@ -4,6 +4,9 @@ errno values, contents and edge cases are Linux's own. Each program prints one d
 per check (errno names, never addresses)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from harness import BASE_ENV, Case
@@ -54,3 +57,11 @@ def test_overcommit(what, cprog, differ):
 ])
 def test_mmap_shared(mode, cprog, differ):
     differ(Case(cprog("mmap_shared"), (mode,)))
+
+
+def test_mremap_shrinking_move_frees_the_tail(cprog, tmp_path):
+    """A shrinking MREMAP_FIXED move must release the frames of the pages it drops."""
+    prog = cprog("mremap_shrink")
+    r = subprocess.run([sys.executable, "-m", "hvm", "run", "--mem", "32M", str(prog)], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=120)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "ok\n", "")
