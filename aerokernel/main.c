@@ -4,6 +4,7 @@
 #include "kernel.h"
 #include "memlayout.h"
 #include "mm.h"
+#include "thread.h"
 
 struct cpu cpus[MAX_CPUS];
 unsigned ncpus;
@@ -15,13 +16,24 @@ static void early_fail(const char *msg)
     halt_forever();
 }
 
+/* The idle thread of each vCPU: run what is queued, then ask the VMM for work (the vCPU stops
+ * at no cost until there is some). */
 static void __attribute__((noreturn)) work_loop(struct cpu *c)
 {
     struct hvm_mailbox *mb = c->mailbox;
     for (;;) {
+        thread_run_queued();
         long kind = hvm_hypercall(HVM_HC_WAIT_EVENT, c->id, 0, 0, 0);
         switch (kind) {
         case HVM_WORK_NONE:
+        case HVM_WORK_WAKE:
+            break;
+        case HVM_WORK_THREAD:
+            if (!thread_create_program(mb, c->id, mb->thread)) {
+                kprintf("aerokernel: cpu %u: cannot create thread %lu (out of threads or memory)\n",
+                        c->id, mb->thread);
+                mb->result = -ENOMEM;
+            }
             break;
         case HVM_WORK_CALL: {
             long (*fn)(long) = (long (*)(long))mb->func;
@@ -76,6 +88,7 @@ void __attribute__((noreturn)) kmain(unsigned long boot_info_phys)
         panic("cannot map the stacks of cpu %u (%d)", c->id, r);
     idt_init();                         /* exceptions are ours from here on */
     syscall_init_cpu(c);
+    thread_init_cpu(c->id);
     c->online = 1;
 
     kprintf("aerokernel: cpu %u of %u up, %lu MiB free\n", c->id, ncpus, pmm_free_bytes() >> 20);

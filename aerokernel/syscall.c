@@ -1,7 +1,11 @@
-/* System calls issued by code on an HRT vCPU: the table of those the AeroKernel serves itself.
- * (Forwarding the rest to the partner thread in the ROS comes with HRT threads; until then an
- * unknown number returns -ENOSYS.) */
+/* System calls issued by code on an HRT vCPU.
+ *
+ * A top-level program thread forwards every system call to its partner in the ROS over its
+ * event channel (events.c), except the thread-exit call of the runtime's return trampoline and
+ * SYS_exit, which end the thread. Kernel threads (no channel) get the small local table. */
 #include "cpu.h"
+#include "events.h"
+#include "thread.h"
 #include "kernel.h"
 #include "memlayout.h"
 #include "syscall.h"
@@ -21,11 +25,27 @@ static const syscall_fn syscall_table[] = {
     [SYS_getpid] = sys_getpid,
 };
 
+#define SYS_arch_prctl  158
+#define SYS_exit        60
+#define ARCH_SET_FS     0x1002
+#define MSR_FS_BASE     0xC0000100u
+
 void syscall_dispatch(struct syscall_frame *f)
 {
     struct cpu *c = this_cpu();
     unsigned long nr = f->rax;
     c->syscalls++;
+    struct thread *t = thread_current();
+    if (t->channel) {
+        if (nr == HVM_HRT_SYS_THREAD_EXIT || nr == SYS_exit)
+            event_thread_exit(t, (long)f->rdi, nr == SYS_exit);
+        f->rax = event_syscall(t, f);
+        if (nr == SYS_arch_prctl && f->rdi == ARCH_SET_FS && f->rax == 0) {
+            t->fs_base = f->rsi;            /* the partner's FS base moved: superpose it again */
+            wrmsr(MSR_FS_BASE, t->fs_base);
+        }
+        return;
+    }
     if (nr < ARRAY_SIZE(syscall_table) && syscall_table[nr]) {
         f->rax = syscall_table[nr](f);
     } else {

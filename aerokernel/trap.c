@@ -8,8 +8,11 @@
  *   #GP  the exception table -> fatal
  *   else fatal: reported to the VMM (HRT_EXCEPTION vector, rip, error code, cr2), the state is
  *        printed, and the vCPU halts.
- * Forwarding faults of program code to the partner thread in the ROS comes with HRT threads. */
+ * Program code of a top-level thread (RIP in the lower half) is different: its page faults are
+ * forwarded to the partner for the ROS to resolve, and its other exceptions become the signals
+ * Linux would send (events.c). */
 #include "cpu.h"
+#include "events.h"
 #include "hypercall.h"
 #include "kernel.h"
 #include "memlayout.h"
@@ -129,22 +132,28 @@ void trap(struct trapframe *tf)
     c->last_rip = tf->rip;
 
     int handled = 0, reported = 0;
-    switch (vec) {
-    case T_PF:
-        handled = page_fault(c, tf, cr2);
-        break;
-    case T_DE:
-        hvm_hypercall(HVM_HC_HRT_EXCEPTION, T_DE, tf->rip, 0, 0);
-        reported = 1;
-        handled = fixup(tf);
-        break;
-    case T_BP:                          /* a trap: the pushed rip is after the int3 */
-        hvm_hypercall(HVM_HC_HRT_EXCEPTION, T_BP, tf->rip, 0, 0);
-        handled = 1;
-        break;
-    case T_GP:
-        handled = fixup(tf);
-        break;
+    struct thread *t = thread_current();
+    if (t->channel && tf->rip < LOWER_HALF_END) {
+        /* program code: the ROS resolves its faults and turns its exceptions into signals */
+        handled = vec == T_PF ? event_page_fault(t, tf, cr2) : event_exception(t, tf, cr2);
+    } else {
+        switch (vec) {
+        case T_PF:
+            handled = page_fault(c, tf, cr2);
+            break;
+        case T_DE:
+            hvm_hypercall(HVM_HC_HRT_EXCEPTION, T_DE, tf->rip, 0, 0);
+            reported = 1;
+            handled = fixup(tf);
+            break;
+        case T_BP:                      /* a trap: the pushed rip is after the int3 */
+            hvm_hypercall(HVM_HC_HRT_EXCEPTION, T_BP, tf->rip, 0, 0);
+            handled = 1;
+            break;
+        case T_GP:
+            handled = fixup(tf);
+            break;
+        }
     }
     if (!handled)
         fatal(c, tf, cr2, reported, "");

@@ -34,6 +34,13 @@ HYPERCALLS = {
     "WAIT_EVENT": (0x85, "hrt", "the next work kind (mailbox filled), or 0: none yet, the vCPU is "
                                 "stopped until there is; call again (a loop, optionally with hlt)"),
     "SELFTEST": (0x86, "hrt", "a self-test result: rdi = test id, rsi = 0 pass / else fail code"),
+    # split execution (Multiverse): threads, event channels, merge upkeep
+    "CREATE_THREAD": (0x50, "ros", "start a top-level HRT thread: rdi = struct hvm_ioc_thread (from the partner)"),
+    "POST_EVENT": (0x51, "hrt", "an event is posted on a channel: rdi = the channel's virtual address"),
+    "COMPLETE_EVENT": (0x52, "ros", "the partner completed the event on a channel: rdi = its virtual address"),
+    "REMERGE": (0x32, "hrt", "copy the merged process's lower-half PML4 entries again (repeated fault)"),
+    "TLB_SHOOTDOWN": (0x33, "ros", "the merged address space changed: flush every HRT vCPU's TLB"),
+    "KICK": (0x87, "hrt", "wake HRT vCPU rdi if it waits for work (a thread was queued on it)"),
 }
 HC = {name: number for name, (number, _side, _doc) in HYPERCALLS.items()}
 
@@ -51,8 +58,27 @@ BOOT_INFO_FIELDS = (                       # each a u64, in this order
 )
 
 # -- work for an HRT vCPU: WAIT_EVENT returns one of these in RAX, details in the vCPU's mailbox ----
-MAILBOX_FIELDS = ("kind", "func", "arg", "result")   # u64 each, at boot_info.mailbox_pbase
-WORK = {"NONE": 0, "CALL": 1, "SELFTEST": 2, "HALT": 3}
+MAILBOX_FIELDS = ("kind", "func", "arg", "result",    # u64 each, at boot_info.mailbox_pbase
+                  "arg1", "arg2", "stack", "fs_base", "channel", "thread")
+WORK = {"NONE": 0, "CALL": 1, "SELFTEST": 2, "HALT": 3,
+        "THREAD": 4,        # start a top-level thread: func(arg, arg1, arg2) on stack, with fs_base, channel
+        "WAKE": 5,          # an event this vCPU posted was completed (or other work may be queued)
+        }
+
+# -- event channels (DESIGN.md section 8): one record per execution group, in the partner's memory ----
+# Both sides see it at the same virtual address (the lower half is merged). The HRT fills it and
+# posts (state POSTED, hypercall POST_EVENT); the partner takes it (TAKEN), does the work, writes the
+# result and completes it (COMPLETED, COMPLETE_EVENT through /dev/hvm); the HRT thread resumes.
+EVENT_FIELDS = ("kind", "state", "nr", "a0", "a1", "a2", "a3", "a4", "a5", "result",
+                "addr", "error", "rip", "vector", "thread", "seq",
+                # the HRT thread's registers at a syscall (a fork child continues from them)
+                "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
+                "r12", "r13", "r14", "r15", "rflags")
+EVENT_KIND = {"NONE": 0, "SYSCALL": 1, "PAGE_FAULT": 2, "EXCEPTION": 3, "THREAD_EXIT": 4}
+EVENT_STATE = {"FREE": 0, "POSTED": 1, "TAKEN": 2, "COMPLETED": 3}
+# A system call number no Linux uses: HRT code returning from a top-level thread's function lands
+# on the runtime's trampoline, which issues it; the AeroKernel ends the thread (THREAD_EXIT event).
+HRT_SYS_THREAD_EXIT = 0x4D56
 
 # -- the ROS's door to the HVM: /dev/hvm ---------------------------------------------------------
 # A ROS program never issues hypercalls itself (ring 3 cannot); it asks the ROS kernel through this
@@ -65,7 +91,12 @@ ROS_IOCTLS = {                  # name: (request number, argument)
     "STATE": (0x4804, "none; returns the GET_STATE bits"),
     "RESET": (0x4805, "none: reset the HRT"),
     "SELFTEST": (0x4806, "none; runs the AeroKernel self-tests, returns the number that failed"),
+    "MERGE": (0x4807, "none: merge the caller's address space into the HRT"),
+    "CREATE_THREAD": (0x4808, "struct hvm_ioc_thread *: start a top-level HRT thread; returns its id"),
+    "WAIT_EVENT": (0x4809, "the channel's address: block until the HRT posts there; returns the kind"),
+    "COMPLETE_WAIT": (0x480A, "the channel's address: complete the taken event, then wait as WAIT_EVENT"),
 }
+THREAD_IOC_FIELDS = ("func", "arg0", "arg1", "arg2", "stack", "fs_base", "channel", "cpu")
 
 # -- CPU state at HRT entry (Palacios convention, DESIGN.md section 8) -----------------------------
 HRT_CR0 = 0x8001_0033                   # PG | WP | NE | ET | MP | PE
@@ -91,13 +122,21 @@ def header() -> str:
             f"#define HVM_KERNEL_DS 0x{HRT_KERNEL_DS:x}",
             ""]
     out += [f"#define HVM_WORK_{name} {value}" for name, value in WORK.items()]
+    out += [f"#define HVM_EVENT_{name} {value}" for name, value in EVENT_KIND.items()]
+    out += [f"#define HVM_EVENT_{name} {value}" for name, value in EVENT_STATE.items()]
+    out += [f"#define HVM_EVOFF_{f.upper()} {8 * i}" for i, f in enumerate(EVENT_FIELDS)]
+    out += [f"#define HVM_HRT_SYS_THREAD_EXIT 0x{HRT_SYS_THREAD_EXIT:x}"]
     out += ["", f'#define HVM_ROS_DEVICE "{ROS_DEVICE}"']
     out += [f"#define HVM_IOC_{name} 0x{number:x}  /* {doc} */" for name, (number, doc) in ROS_IOCTLS.items()]
     out += ["", "#ifndef __ASSEMBLER__", "struct hvm_boot_info {"]
     out += [f"    unsigned long {f};" for f in BOOT_INFO_FIELDS]
     out += ["};", "", "struct hvm_ioc_image { unsigned long addr, len; };",
-            "struct hvm_ioc_call { unsigned long func, arg, result; };", "", "struct hvm_mailbox {"]
+            "struct hvm_ioc_call { unsigned long func, arg, result; };", "", "struct hvm_ioc_thread {"]
+    out += [f"    unsigned long {f};" for f in THREAD_IOC_FIELDS]
+    out += ["};", "", "struct hvm_mailbox {"]
     out += [f"    unsigned long {f};" for f in MAILBOX_FIELDS]
+    out += ["};", "", "struct hvm_event {"]
+    out += [f"    volatile unsigned long {f};" for f in EVENT_FIELDS]
     out += ["};", "#endif", "", "#endif", ""]
     return "\n".join(out)
 

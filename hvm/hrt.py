@@ -220,18 +220,36 @@ class Hrt:
         self.booted = True
 
     # -- work --------------------------------------------------------------------------------------
-    def post_work(self, cpu_index: int, kind: int, func: int = 0, arg: int = 0) -> None:
-        """Queue work for an HRT vCPU; a waiting one resumes and takes it with WAIT_EVENT."""
+    def post_work(self, cpu_index: int, kind: int, func: int = 0, arg: int = 0, *more: int) -> None:
+        """Queue work for an HRT vCPU; a waiting one resumes and takes it with WAIT_EVENT.
+        `more`: the mailbox fields after `result` (arg1, arg2, stack, fs_base, channel, thread)."""
         cpu = self.cpus[cpu_index]
-        cpu.work.append((kind, func & 0xFFFF_FFFF_FFFF_FFFF, arg & 0xFFFF_FFFF_FFFF_FFFF))
+        m = 0xFFFF_FFFF_FFFF_FFFF
+        cpu.work.append((kind, func & m, arg & m, *(x & m for x in more)))
         if cpu.state == "waiting":
             cpu.state = "running"
 
-    def _take_work(self, cpu: HrtCpu) -> int:
-        kind, func, arg = cpu.work.pop(0)
-        self.mem.write(cpu.mailbox, struct.pack("<4Q", kind, func, arg, 0))
-        self._t(f"HRT vCPU {cpu.index}: work {_WORK_NAMES.get(kind, kind)} func {func:#x} arg {arg:#x}")
+    def _take_work(self, cpu: HrtCpu, kinds: int = 0) -> int:
+        """The first queued work whose kind is in the bit mask `kinds` (0: any), into the mailbox."""
+        for i, item in enumerate(cpu.work):
+            kind = item[0]
+            if not kinds or kinds & (1 << kind):
+                break
+        else:
+            return 0
+        del cpu.work[i]
+        kind, func, arg, *more = item
+        fields = [kind, func, arg, 0] + (list(more) + [0] * 6)[:6]
+        self.mem.write(cpu.mailbox, struct.pack(f"<{len(abi.MAILBOX_FIELDS)}Q", *fields))
+        if kind != abi.WORK["WAKE"]:
+            self._t(f"HRT vCPU {cpu.index}: work {_WORK_NAMES.get(kind, kind)} func {func:#x} arg {arg:#x}")
         return kind
+
+    def kick(self, cpu_index: int) -> None:
+        """Make an HRT vCPU look at its run queue / event again (one WAKE queued at most)."""
+        cpu = self.cpus[cpu_index]
+        if not any(w[0] == abi.WORK["WAKE"] for w in cpu.work):
+            self.post_work(cpu_index, abi.WORK["WAKE"])
 
     @property
     def runnable(self) -> list[HrtCpu]:
@@ -323,8 +341,9 @@ class HrtDispatch:
             if hrt.on_call_done is not None:
                 hrt.on_call_done(cpu, a0)
         elif name == "WAIT_EVENT":
-            if cpu.work:
-                vcpu.set_rax(hrt._take_work(cpu))
+            kind = hrt._take_work(cpu, a1) if cpu.work else 0
+            if kind:
+                vcpu.set_rax(kind)
                 return True
             # No work: 0, and the vCPU stops (an `out` does not end its translation block, so the
             # guest runs on to its loop's next block boundary first) until post_work.
@@ -333,11 +352,16 @@ class HrtDispatch:
             return False
         elif name == "GET_STATE":
             result = (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
+        elif name == "KICK":
+            if a0 >= len(hrt.cpus):
+                result = -errno.EINVAL
+            else:
+                hrt.kick(a0)
         elif name == "MERGE_DONE":
             hrt._t(f"HRT vCPU {cpu.index}: merge acknowledged")
         else:
             result = -errno.ENOSYS
-        if hrt.trace and name not in ("CONSOLE_WRITE",):
+        if hrt.trace and name not in ("CONSOLE_WRITE", "KICK"):
             hrt._t(f"HRT vCPU {cpu.index}: hypercall {name}({a0:#x}, {a1:#x}) = {result}")
         vcpu.set_rax(result)
         return True

@@ -1,8 +1,9 @@
 """The AeroKernel (aerokernel/) booted by the VMM: its ring-0 self-tests on the HRT vCPU (a page
 fault handled by its own IDT handler, CR0.WP making a ring-0 write to a read-only page fault with
 error code 0x3, #DE and int3 reported to the VMM with the right vector and RIP, a ring-0 SYSCALL,
-its console reaching mvemu's stderr, a nested page fault), on one and two HRT vCPUs, standalone
-and driven by a ROS program through /dev/hvm."""
+its console reaching mvemu's stderr, a nested page fault, HRT threads created, yielding and
+joined across vCPUs), on one and two HRT vCPUs, standalone and driven by a ROS program through
+/dev/hvm."""
 import re
 import subprocess
 import sys
@@ -37,8 +38,12 @@ def test_selftests_standalone(aerokernel, cpus):
     assert re.search(r"exception 14 at 0x\w+ \(error 0x3, cr2 0x\w+\) delivered", err), \
         "CR0.WP: a ring-0 write to a read-only page must fault with error code 0x3\n" + err
     assert "FAILED" not in err
+    # thread create / yield / join: each vCPU joins a thread of its own and one on the next vCPU
+    for cpu in range(cpus):
+        other = (cpu + 1) % cpus
+        assert f"selftest threads ok (cpu {cpu}: joined a thread on cpu {cpu} and one on cpu {other})" in err
     m = re.search(r"selftests: (\d+) reported, (\d+) failed", err)
-    assert m and int(m.group(1)) >= 6 * cpus and m.group(2) == "0", err
+    assert m and int(m.group(1)) == 8 * cpus and m.group(2) == "0", err
 
 
 @pytest.mark.parametrize("libc", ["glibc", "musl"])

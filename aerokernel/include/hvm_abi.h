@@ -23,6 +23,12 @@
 #define HVM_HC_CALL_DONE 0x84  /* hrt: an invoked function returned: rdi = its result */
 #define HVM_HC_WAIT_EVENT 0x85  /* hrt: the next work kind (mailbox filled), or 0: none yet, the vCPU is stopped until there is; call again (a loop, optionally with hlt) */
 #define HVM_HC_SELFTEST 0x86  /* hrt: a self-test result: rdi = test id, rsi = 0 pass / else fail code */
+#define HVM_HC_CREATE_THREAD 0x50  /* ros: start a top-level HRT thread: rdi = struct hvm_ioc_thread (from the partner) */
+#define HVM_HC_POST_EVENT 0x51  /* hrt: an event is posted on a channel: rdi = the channel's virtual address */
+#define HVM_HC_COMPLETE_EVENT 0x52  /* ros: the partner completed the event on a channel: rdi = its virtual address */
+#define HVM_HC_REMERGE 0x32  /* hrt: copy the merged process's lower-half PML4 entries again (repeated fault) */
+#define HVM_HC_TLB_SHOOTDOWN 0x33  /* ros: the merged address space changed: flush every HRT vCPU's TLB */
+#define HVM_HC_KICK 0x87  /* hrt: wake HRT vCPU rdi if it waits for work (a thread was queued on it) */
 
 #define HVM_HIGH_BASE 0xffff800000000000UL
 #define HVM_KERNEL_VBASE 0xffffffff80000000UL
@@ -35,6 +41,50 @@
 #define HVM_WORK_CALL 1
 #define HVM_WORK_SELFTEST 2
 #define HVM_WORK_HALT 3
+#define HVM_WORK_THREAD 4
+#define HVM_WORK_WAKE 5
+#define HVM_EVENT_NONE 0
+#define HVM_EVENT_SYSCALL 1
+#define HVM_EVENT_PAGE_FAULT 2
+#define HVM_EVENT_EXCEPTION 3
+#define HVM_EVENT_THREAD_EXIT 4
+#define HVM_EVENT_FREE 0
+#define HVM_EVENT_POSTED 1
+#define HVM_EVENT_TAKEN 2
+#define HVM_EVENT_COMPLETED 3
+#define HVM_EVOFF_KIND 0
+#define HVM_EVOFF_STATE 8
+#define HVM_EVOFF_NR 16
+#define HVM_EVOFF_A0 24
+#define HVM_EVOFF_A1 32
+#define HVM_EVOFF_A2 40
+#define HVM_EVOFF_A3 48
+#define HVM_EVOFF_A4 56
+#define HVM_EVOFF_A5 64
+#define HVM_EVOFF_RESULT 72
+#define HVM_EVOFF_ADDR 80
+#define HVM_EVOFF_ERROR 88
+#define HVM_EVOFF_RIP 96
+#define HVM_EVOFF_VECTOR 104
+#define HVM_EVOFF_THREAD 112
+#define HVM_EVOFF_SEQ 120
+#define HVM_EVOFF_RBX 128
+#define HVM_EVOFF_RCX 136
+#define HVM_EVOFF_RDX 144
+#define HVM_EVOFF_RSI 152
+#define HVM_EVOFF_RDI 160
+#define HVM_EVOFF_RBP 168
+#define HVM_EVOFF_RSP 176
+#define HVM_EVOFF_R8 184
+#define HVM_EVOFF_R9 192
+#define HVM_EVOFF_R10 200
+#define HVM_EVOFF_R11 208
+#define HVM_EVOFF_R12 216
+#define HVM_EVOFF_R13 224
+#define HVM_EVOFF_R14 232
+#define HVM_EVOFF_R15 240
+#define HVM_EVOFF_RFLAGS 248
+#define HVM_HRT_SYS_THREAD_EXIT 0x4d56
 
 #define HVM_ROS_DEVICE "/dev/hvm"
 #define HVM_IOC_INSTALL 0x4801  /* struct hvm_ioc_image *: the AeroKernel ELF in the caller's memory */
@@ -43,6 +93,10 @@
 #define HVM_IOC_STATE 0x4804  /* none; returns the GET_STATE bits */
 #define HVM_IOC_RESET 0x4805  /* none: reset the HRT */
 #define HVM_IOC_SELFTEST 0x4806  /* none; runs the AeroKernel self-tests, returns the number that failed */
+#define HVM_IOC_MERGE 0x4807  /* none: merge the caller's address space into the HRT */
+#define HVM_IOC_CREATE_THREAD 0x4808  /* struct hvm_ioc_thread *: start a top-level HRT thread; returns its id */
+#define HVM_IOC_WAIT_EVENT 0x4809  /* the channel's address: block until the HRT posts there; returns the kind */
+#define HVM_IOC_COMPLETE_WAIT 0x480a  /* the channel's address: complete the taken event, then wait as WAIT_EVENT */
 
 #ifndef __ASSEMBLER__
 struct hvm_boot_info {
@@ -66,11 +120,63 @@ struct hvm_boot_info {
 struct hvm_ioc_image { unsigned long addr, len; };
 struct hvm_ioc_call { unsigned long func, arg, result; };
 
+struct hvm_ioc_thread {
+    unsigned long func;
+    unsigned long arg0;
+    unsigned long arg1;
+    unsigned long arg2;
+    unsigned long stack;
+    unsigned long fs_base;
+    unsigned long channel;
+    unsigned long cpu;
+};
+
 struct hvm_mailbox {
     unsigned long kind;
     unsigned long func;
     unsigned long arg;
     unsigned long result;
+    unsigned long arg1;
+    unsigned long arg2;
+    unsigned long stack;
+    unsigned long fs_base;
+    unsigned long channel;
+    unsigned long thread;
+};
+
+struct hvm_event {
+    volatile unsigned long kind;
+    volatile unsigned long state;
+    volatile unsigned long nr;
+    volatile unsigned long a0;
+    volatile unsigned long a1;
+    volatile unsigned long a2;
+    volatile unsigned long a3;
+    volatile unsigned long a4;
+    volatile unsigned long a5;
+    volatile unsigned long result;
+    volatile unsigned long addr;
+    volatile unsigned long error;
+    volatile unsigned long rip;
+    volatile unsigned long vector;
+    volatile unsigned long thread;
+    volatile unsigned long seq;
+    volatile unsigned long rbx;
+    volatile unsigned long rcx;
+    volatile unsigned long rdx;
+    volatile unsigned long rsi;
+    volatile unsigned long rdi;
+    volatile unsigned long rbp;
+    volatile unsigned long rsp;
+    volatile unsigned long r8;
+    volatile unsigned long r9;
+    volatile unsigned long r10;
+    volatile unsigned long r11;
+    volatile unsigned long r12;
+    volatile unsigned long r13;
+    volatile unsigned long r14;
+    volatile unsigned long r15;
+    volatile unsigned long rflags;
 };
 #endif
 

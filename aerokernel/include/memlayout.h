@@ -28,6 +28,11 @@
 #define KDEMAND_BASE    (HVM_KERNEL_VBASE + 0x20000000UL)
 #define KDEMAND_END     (HVM_KERNEL_VBASE + 0x30000000UL)
 
+/* Kernel stacks of HRT threads: one KSTACK-sized slot (with a guard page) per thread id, mapped
+ * when the slot is first used and kept for the next thread that reuses it. */
+#define TSTACK_BASE     (HVM_KERNEL_VBASE + 0x30000000UL)
+#define TSTACK_SLOT     (0x4000UL + PAGE_SIZE)
+
 /* Self-test pages: per CPU, inside the demand region (so CPUs never share one). */
 #define SELFTEST_WINDOW 0x100000UL
 #define SELFTEST_VA(cpu, n) (KDEMAND_BASE + (unsigned long)(cpu) * SELFTEST_WINDOW + (n) * PAGE_SIZE)

@@ -10,6 +10,7 @@
 #define ST_SYSCALL      5
 #define ST_CONSOLE      6
 #define ST_NESTED       7
+#define ST_THREADS      8
 
 /* Register patterns loaded before `syscall` and checked after it. */
 #define ST_RBX  0x1b1b1b1b1b1b1b1b

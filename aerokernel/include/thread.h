@@ -1,0 +1,66 @@
+/* HRT threads: kernel threads and top-level program threads (DESIGN.md section 4).
+ *
+ * Each HRT vCPU has its own run queue and an idle thread (the boot context running the work
+ * loop). Scheduling is cooperative: a thread runs until it yields, blocks, or exits; when a
+ * vCPU has nothing to run, its idle thread asks the VMM for work (WAIT_EVENT), which stops the
+ * vCPU at no cost until there is some.
+ *
+ * A top-level thread runs program code in ring 0 on the stack its partner allocated in the ROS,
+ * with the partner's FS base (TLS) superposed. Its system calls and lower-half page faults are
+ * forwarded over its execution group's event channel (events.c); while the partner works, the
+ * thread keeps its vCPU and the vCPU waits (in-place wait; a thread that yields its vCPU while
+ * blocked comes with [threads]). */
+#ifndef AK_THREAD_H
+#define AK_THREAD_H
+
+#include <stdint.h>
+#include "hvm_abi.h"
+#include "spinlock.h"
+
+#define MAX_THREADS     512
+#define THREAD_STACK_SIZE 0x4000UL
+
+enum thread_state { TS_FREE, TS_RUNNABLE, TS_RUNNING, TS_BLOCKED, TS_DEAD };
+
+struct thread {
+    unsigned long rsp;                  /* saved kernel RSP while switched out (switch.S) */
+    unsigned long kstack_top;
+    unsigned id;
+    volatile int state;
+    unsigned cpu;                       /* the vCPU whose run queue holds it */
+    int joiner_cpu;                     /* a vCPU waiting in thread_join for it, or -1 */
+    volatile long exit_value;
+    struct thread *next;                /* run-queue link */
+    /* a kernel thread */
+    long (*fn)(long);
+    long arg;
+    /* a top-level program thread */
+    unsigned long entry, args[3], user_stack, fs_base;
+    struct hvm_event *channel;          /* the execution group's event record (lower half, merged) */
+    unsigned long fault_addr, fault_error;   /* the last forwarded page fault, for re-merge */
+    unsigned fault_repeats;
+    unsigned long forwarded, local;     /* statistics: events forwarded, served locally */
+};
+
+struct runqueue {
+    struct spinlock lock;
+    struct thread *head, *tail;
+};
+
+void thread_init_cpu(unsigned cpu);
+struct thread *thread_current(void);
+struct thread *thread_create(long (*fn)(long), long arg, unsigned cpu);
+struct thread *thread_create_program(const struct hvm_mailbox *mb, unsigned cpu, unsigned long id);
+void thread_yield(void);
+void __attribute__((noreturn)) thread_exit(long value);
+long thread_join(struct thread *t);
+int thread_run_queued(void);            /* idle: run queued threads until none; how many ran */
+void thread_wait_for_work(unsigned long kinds);   /* in place: one WAIT_EVENT for these kinds */
+
+/* switch.S */
+void switch_to(unsigned long *save_rsp, unsigned long next_rsp);
+void thread_trampoline(void);
+void __attribute__((noreturn)) enter_program(unsigned long rip, unsigned long rsp,
+                                             unsigned long a0, unsigned long a1, unsigned long a2);
+
+#endif

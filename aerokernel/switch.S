@@ -1,0 +1,58 @@
+/* Thread switching and the entry of a new thread.
+ *
+ * switch_to(&prev->rsp, next->rsp): push the callee-saved registers, save RSP, load the next
+ * thread's RSP, pop its callee-saved registers and return into it. A new thread's stack is built
+ * by thread.c to look like a switched-out thread whose return address is thread_trampoline. */
+    .text
+    .globl switch_to
+    .type switch_to, @function
+switch_to:
+    pushq   %rbp
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    movq    %rsp, (%rdi)
+    movq    %rsi, %rsp
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %rbx
+    popq    %rbp
+    ret
+    .size switch_to, . - switch_to
+
+    .globl thread_trampoline
+    .type thread_trampoline, @function
+thread_trampoline:
+    xorl    %ebp, %ebp              /* the end of the frame-pointer chain */
+    call    thread_start            /* does not return */
+    ud2
+    .size thread_trampoline, . - thread_trampoline
+
+/* enter_program(rip, rsp, a0, a1, a2): run program code in ring 0 on its own stack, as if the
+ * function at rip had been called (the return address is already on that stack) with three
+ * arguments. Every other register is cleared so no kernel value leaks into the program. */
+    .globl enter_program
+    .type enter_program, @function
+enter_program:
+    movq    %rdi, %rax
+    movq    %rsi, %rsp
+    movq    %rdx, %rdi
+    movq    %rcx, %rsi
+    movq    %r8, %rdx
+    xorl    %ecx, %ecx
+    xorl    %r8d, %r8d
+    xorl    %r9d, %r9d
+    xorl    %r10d, %r10d
+    xorl    %r11d, %r11d
+    xorl    %ebx, %ebx
+    xorl    %ebp, %ebp
+    xorl    %r12d, %r12d
+    xorl    %r13d, %r13d
+    xorl    %r14d, %r14d
+    xorl    %r15d, %r15d
+    jmpq    *%rax
+    .size enter_program, . - enter_program

@@ -1,0 +1,216 @@
+/* HRT threads: creation, per-vCPU run queues, yield, exit, join (see include/thread.h). */
+#include "cpu.h"
+#include "hypercall.h"
+#include "kernel.h"
+#include "memlayout.h"
+#include "mm.h"
+#include "syscall.h"
+#include "thread.h"
+#include "x86.h"
+
+#define MSR_FS_BASE 0xC0000100u
+
+static struct thread threads[MAX_THREADS];
+static struct spinlock threads_lock = SPINLOCK_INIT("threads");
+static unsigned next_id = 0x1000;          /* program threads carry the VMM's ids, below this */
+static struct runqueue runqueues[MAX_CPUS];
+static struct thread idle_threads[MAX_CPUS];
+static struct thread *current[MAX_CPUS];
+
+void thread_init_cpu(unsigned cpu)
+{
+    struct thread *idle = &idle_threads[cpu];
+    idle->state = TS_RUNNING;
+    idle->cpu = cpu;
+    idle->joiner_cpu = -1;
+    runqueues[cpu].lock = (struct spinlock)SPINLOCK_INIT("runqueue");
+    current[cpu] = idle;
+}
+
+struct thread *thread_current(void)
+{
+    return current[this_cpu()->id];
+}
+
+static void enqueue(struct thread *t)
+{
+    struct runqueue *rq = &runqueues[t->cpu];
+    spin_lock(&rq->lock);
+    t->next = 0;
+    t->state = TS_RUNNABLE;
+    if (rq->tail)
+        rq->tail->next = t;
+    else
+        rq->head = t;
+    rq->tail = t;
+    spin_unlock(&rq->lock);
+    if (t->cpu != this_cpu()->id)
+        hvm_hypercall(HVM_HC_KICK, t->cpu, 0, 0, 0);     /* it may be waiting for work */
+}
+
+static struct thread *dequeue(unsigned cpu)
+{
+    struct runqueue *rq = &runqueues[cpu];
+    spin_lock(&rq->lock);
+    struct thread *t = rq->head;
+    if (t) {
+        rq->head = t->next;
+        if (!rq->head)
+            rq->tail = 0;
+    }
+    spin_unlock(&rq->lock);
+    return t;
+}
+
+/* A free slot with its kernel stack mapped, state TS_BLOCKED until enqueued. */
+static struct thread *thread_alloc(unsigned cpu)
+{
+    spin_lock(&threads_lock);
+    struct thread *t = 0;
+    unsigned slot = 0;
+    for (; slot < MAX_THREADS; slot++)
+        if (threads[slot].state == TS_FREE) {
+            t = &threads[slot];
+            t->state = TS_BLOCKED;
+            break;
+        }
+    unsigned id = next_id++;
+    spin_unlock(&threads_lock);
+    if (!t)
+        return 0;
+    unsigned long base = TSTACK_BASE + slot * TSTACK_SLOT + PAGE_SIZE;
+    if (!(mm_lookup(base) & PTE_P) && mm_map_fresh(base, THREAD_STACK_SIZE) < 0) {
+        t->state = TS_FREE;
+        return 0;
+    }
+    unsigned long top = base + THREAD_STACK_SIZE;
+    memset((char *)t + sizeof t->rsp, 0, sizeof *t - sizeof t->rsp);
+    t->state = TS_BLOCKED;
+    t->kstack_top = top;
+    t->id = id;
+    t->cpu = cpu < ncpus ? cpu : this_cpu()->id;
+    t->joiner_cpu = -1;
+    /* The initial stack: what switch_to pops (six callee-saved registers), then the return into
+     * thread_trampoline; 16-byte aligned at thread_start's entry, as after a call. */
+    unsigned long *sp = (unsigned long *)(top - 16);
+    *--sp = (unsigned long)thread_trampoline;
+    for (int i = 0; i < 6; i++)
+        *--sp = 0;
+    t->rsp = (unsigned long)sp;
+    return t;
+}
+
+struct thread *thread_create(long (*fn)(long), long arg, unsigned cpu)
+{
+    struct thread *t = thread_alloc(cpu);
+    if (!t)
+        return 0;
+    t->fn = fn;
+    t->arg = arg;
+    enqueue(t);
+    return t;
+}
+
+struct thread *thread_create_program(const struct hvm_mailbox *mb, unsigned cpu, unsigned long id)
+{
+    struct thread *t = thread_alloc(cpu);
+    if (!t)
+        return 0;
+    if (id)
+        t->id = id;
+    t->entry = mb->func;
+    t->args[0] = mb->arg;
+    t->args[1] = mb->arg1;
+    t->args[2] = mb->arg2;
+    t->user_stack = mb->stack;
+    t->fs_base = mb->fs_base;
+    t->channel = (struct hvm_event *)mb->channel;
+    enqueue(t);
+    return t;
+}
+
+/* Switch from the running thread (already marked runnable, blocked or dead) to the next one on
+ * this vCPU's queue, or to the idle thread. */
+static void schedule(void)
+{
+    struct cpu *c = this_cpu();
+    struct thread *prev = current[c->id];
+    struct thread *next = dequeue(c->id);
+    if (!next) {
+        if (prev->state == TS_RUNNABLE && prev != &idle_threads[c->id]) {
+            prev->state = TS_RUNNING;
+            return;                         /* nothing else to run: keep going */
+        }
+        next = &idle_threads[c->id];
+    }
+    if (next == prev) {
+        prev->state = TS_RUNNING;
+        return;
+    }
+    if (prev->state == TS_RUNNABLE && prev != &idle_threads[c->id])
+        enqueue(prev);
+    next->state = TS_RUNNING;
+    current[c->id] = next;
+    if (next->channel)
+        wrmsr(MSR_FS_BASE, next->fs_base);
+    switch_to(&prev->rsp, next->rsp);
+}
+
+void thread_yield(void)
+{
+    struct thread *t = thread_current();
+    t->state = TS_RUNNABLE;
+    schedule();
+}
+
+/* The first code of every new thread (from thread_trampoline, on its own kernel stack). */
+void __attribute__((noreturn)) thread_start(void)
+{
+    struct thread *t = thread_current();
+    if (t->channel) {
+        enter_program(t->entry, t->user_stack, t->args[0], t->args[1], t->args[2]);
+    }
+    thread_exit(t->fn(t->arg));
+}
+
+void __attribute__((noreturn)) thread_exit(long value)
+{
+    struct thread *t = thread_current();
+    t->exit_value = value;
+    int joiner = t->joiner_cpu;
+    __atomic_store_n(&t->state, TS_DEAD, __ATOMIC_RELEASE);
+    if (joiner >= 0 && (unsigned)joiner != this_cpu()->id)
+        hvm_hypercall(HVM_HC_KICK, joiner, 0, 0, 0);
+    schedule();
+    panic("a dead thread was scheduled");
+}
+
+/* Wait until t has exited; its exit value. The slot is freed for reuse. */
+long thread_join(struct thread *t)
+{
+    t->joiner_cpu = this_cpu()->id;
+    while (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != TS_DEAD) {
+        if (runqueues[this_cpu()->id].head)
+            thread_yield();
+        else
+            thread_wait_for_work(1UL << HVM_WORK_WAKE);
+    }
+    long v = t->exit_value;
+    t->state = TS_FREE;
+    return v;
+}
+
+void thread_wait_for_work(unsigned long kinds)
+{
+    hvm_hypercall(HVM_HC_WAIT_EVENT, this_cpu()->id, kinds, 0, 0);
+}
+
+int thread_run_queued(void)
+{
+    int n = 0;
+    while (runqueues[this_cpu()->id].head) {
+        thread_yield();                     /* from the idle thread: runs them until all block */
+        n++;
+    }
+    return n;
+}
