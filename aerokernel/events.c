@@ -4,7 +4,7 @@
  * The HRT side fills the record and posts it (state POSTED, hypercall POST_EVENT); the VMM wakes
  * the partner, which takes it, does the work in the ROS, writes the result and completes it
  * (COMPLETED; the VMM queues HVM_WORK_WAKE on the posting vCPU). Meanwhile the thread waits in
- * place: its vCPU is stopped by WAIT_EVENT until the completion arrives. */
+ * place: its vCPU halts (WAIT_EVENT found no work) until the completion arrives. */
 #include "cpu.h"
 #include "events.h"
 #include "hypercall.h"

@@ -1,4 +1,4 @@
-/* kmain: per-CPU bring-up, then the work loop the VMM drives through WAIT_EVENT. */
+/* kmain: per-CPU bring-up, then the work loop the VMM drives through WAIT_EVENT and hlt. */
 #include "cpu.h"
 #include "hypercall.h"
 #include "kernel.h"
@@ -23,7 +23,7 @@ static void __attribute__((noreturn)) work_loop(struct cpu *c)
     struct hvm_mailbox *mb = c->mailbox;
     for (;;) {
         thread_run_queued();
-        long kind = hvm_hypercall(HVM_HC_WAIT_EVENT, c->id, 0, 0, 0);
+        long kind = thread_wait_for_work(0);
         switch (kind) {
         case HVM_WORK_NONE:
         case HVM_WORK_WAKE:

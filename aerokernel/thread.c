@@ -200,9 +200,12 @@ long thread_join(struct thread *t)
     return v;
 }
 
-void thread_wait_for_work(unsigned long kinds)
+long thread_wait_for_work(unsigned long kinds)
 {
-    hvm_hypercall(HVM_HC_WAIT_EVENT, this_cpu()->id, kinds, 0, 0);
+    long kind = hvm_hypercall(HVM_HC_WAIT_EVENT, this_cpu()->id, kinds, 0, 0);
+    if (kind == HVM_WORK_NONE)
+        wait_for_interrupt();           /* the vCPU stops until the VMM has work for it */
+    return kind;
 }
 
 int thread_run_queued(void)

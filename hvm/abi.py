@@ -31,8 +31,8 @@ HYPERCALLS = {
     "HRT_READY": (0x82, "hrt", "the AeroKernel on this vCPU is up and enters its event loop"),
     "HRT_EXCEPTION": (0x83, "hrt", "report an exception: rdi = vector, rsi = rip, rcx = error code, r8 = cr2"),
     "CALL_DONE": (0x84, "hrt", "an invoked function returned: rdi = its result"),
-    "WAIT_EVENT": (0x85, "hrt", "the next work kind (mailbox filled), or 0: none yet, the vCPU is "
-                                "stopped until there is; call again (a loop, optionally with hlt)"),
+    "WAIT_EVENT": (0x85, "hrt", "the next work kind in the mask rsi (0: any), mailbox filled; or 0: none "
+                                "yet: then `sti; hlt` stops the vCPU until work is queued (IF=0 hlt: for good)"),
     "SELFTEST": (0x86, "hrt", "a self-test result: rdi = test id, rsi = 0 pass / else fail code"),
     # split execution (Multiverse): threads, event channels, merge upkeep
     "CREATE_THREAD": (0x50, "ros", "start a top-level HRT thread: rdi = struct hvm_ioc_thread (from the partner)"),

@@ -16,6 +16,7 @@ from elftools.elf.elffile import ELFFile
 from unicorn import x86_const as x86
 
 from . import abi, pagewalk
+from .events import Channels
 from .memory import PAGE_SIZE, GuestMemory, Partition
 from .vcpu import DE, PF, Exit, ExitKind, Vcpu
 
@@ -84,7 +85,7 @@ class Hrt:
     """The HRT partition and its vCPUs. `log(text)` receives console output and trace lines."""
 
     def __init__(self, memory: GuestMemory, hrt: Partition, all_parts: list[Partition], ncpus: int,
-                 log, trace: bool = False):
+                 log, trace: bool = False, channels: Channels | None = None):
         self.mem = memory
         self.part = hrt
         self.all_parts = all_parts
@@ -95,6 +96,11 @@ class Hrt:
         self.booted = False
         self.merged = False
         self.cr3 = 0
+        self.merged_cr3 = 0                   # the ROS process whose lower half is merged
+        self.channels = channels or Channels(memory, log, trace, False)
+        self.threads: dict[int, dict] = {}    # top-level HRT threads: id -> cpu, channel, partner
+        self._next_thread = 1
+        self._next_cpu = 0
         self.on_call_done = None          # callback(cpu, result) for INVOKE completions
         self.selftests: dict[tuple[int, int], int] = {}   # (cpu, test id) -> 0 or failure code
         self.exceptions: list[tuple[int, int, int, int]] = []   # (cpu, vector, rip, error) reported
@@ -219,6 +225,54 @@ class Hrt:
                     f"boot info {info:#x}, CR0 {abi.HRT_CR0:#x} with WP)")
         self.booted = True
 
+    # -- merged address spaces -------------------------------------------------------------------
+    def merge(self, cr3: int, again: bool = False) -> None:
+        """Copy the lower-half PML4 entries (0..255) of the ROS page tables at `cr3` into the HRT's
+        PML4 and flush every HRT vCPU's TLB (DESIGN.md section 8)."""
+        entries = self.mem.read((cr3 & pagewalk.ADDR), 256 * 8)
+        self.mem.write(self.cr3, entries)
+        self.merged_cr3 = cr3 & pagewalk.ADDR
+        self.merged = True
+        self.flush_tlbs()
+        used = sum(1 for i in range(256) if entries[8 * i] & 1)
+        if again:
+            self.channels.stats.remerges += 1
+        else:
+            self.channels.stats.merges += 1
+        self._t(f"{'re-merged' if again else 'merged'} the ROS address space (CR3 {cr3:#x}): {used} of 256 "
+                f"lower-half PML4 entries copied into the HRT PML4 at {self.cr3:#x}, HRT TLBs flushed")
+
+    def unmerge(self) -> None:
+        if self.cr3:
+            self.mem.zero(self.cr3, 256 * 8)
+        self.merged, self.merged_cr3 = False, 0
+        self.flush_tlbs()
+        self._t("unmerged: the HRT's lower half is empty again")
+
+    def flush_tlbs(self, code: bool = False) -> None:
+        """The emulated TLB shootdown: drop what every HRT vCPU cached of the lower half."""
+        for cpu in self.cpus:
+            if cpu.vcpu is not None:
+                cpu.vcpu.flush_tlb()
+                if code:
+                    cpu.vcpu.flush_code()
+
+    def create_thread(self, func: int, args: tuple[int, int, int], stack: int, fs_base: int,
+                      channel: int, cpu: int = -1, partner: int = 0) -> int:
+        """Queue a top-level thread on an HRT vCPU (round robin when `cpu` is -1); its id."""
+        if cpu < 0 or cpu >= len(self.cpus):
+            cpu = self._next_cpu
+            self._next_cpu = (self._next_cpu + 1) % len(self.cpus)
+        tid = self._next_thread
+        self._next_thread += 1
+        self.threads[tid] = {"cpu": cpu, "channel": channel, "partner": partner, "entry": func}
+        self.channels.stats.threads_created += 1
+        self.post_work(cpu, abi.WORK["THREAD"], func, args[0], args[1], args[2], stack, fs_base, channel, tid)
+        self._t(f"HRT thread {tid} created on HRT vCPU {cpu}: {func:#x}({args[0]:#x}, {args[1]:#x}, "
+                f"{args[2]:#x}) on stack {stack:#x}, FS base {fs_base:#x} (superposed from partner "
+                f"{partner}), channel {channel:#x}")
+        return tid
+
     # -- work --------------------------------------------------------------------------------------
     def post_work(self, cpu_index: int, kind: int, func: int = 0, arg: int = 0, *more: int) -> None:
         """Queue work for an HRT vCPU; a waiting one resumes and takes it with WAIT_EVENT.
@@ -257,13 +311,20 @@ class Hrt:
 
     def on_exit(self, cpu: HrtCpu, exit: Exit) -> None:
         """An HRT vCPU stopped: waiting for work (WAIT_EVENT), halted, or dead on an exception."""
-        if exit.kind is ExitKind.HYPERCALL and cpu.state == "waiting":
-            return
         if exit.kind is ExitKind.BUDGET:
             return
+        if exit.kind is ExitKind.INVALID_OPCODE and cpu.vcpu is not None:
+            # Unicorn ends the run on an invalid opcode instead of raising #UD: deliver it.
+            if deliver_exception(self, cpu.index, cpu.vcpu, exit):
+                return
         if exit.kind is ExitKind.HALT:
-            # Work is asked for with WAIT_EVENT; a vCPU that executes hlt (HVM_WORK_HALT, or the
-            # end of a fatal exception) is halted until the HRT is reset.
+            # hlt with interrupts enabled: the idle wait after WAIT_EVENT found no work; the vCPU
+            # runs again (after the hlt) once work is queued. With IF clear (HVM_WORK_HALT, or the
+            # end of a fatal exception) it is halted until the HRT is reset.
+            if cpu.vcpu.reg("rflags") & 0x200:
+                if not cpu.work:
+                    cpu.state = "waiting"
+                return
             cpu.state = "halted"
             self._t(f"HRT vCPU {cpu.index} halted at {exit.rip:#x}")
             return
@@ -341,17 +402,18 @@ class HrtDispatch:
             if hrt.on_call_done is not None:
                 hrt.on_call_done(cpu, a0)
         elif name == "WAIT_EVENT":
-            kind = hrt._take_work(cpu, a1) if cpu.work else 0
-            if kind:
-                vcpu.set_rax(kind)
-                return True
-            # No work: 0, and the vCPU stops (an `out` does not end its translation block, so the
-            # guest runs on to its loop's next block boundary first) until post_work.
-            cpu.state = "waiting"
-            vcpu.set_rax(0)
-            return False
+            # The next work, or 0: the guest then halts (sti; hlt) and on_exit parks the vCPU.
+            vcpu.set_rax(hrt._take_work(cpu, a1) if cpu.work else 0)
+            return True
         elif name == "GET_STATE":
             result = (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
+        elif name == "POST_EVENT":
+            hrt.channels.posted(cpu.index, a0, hrt.cr3)
+        elif name == "REMERGE":
+            if not hrt.merged:
+                result = -errno.ENOENT
+            else:
+                hrt.merge(hrt.merged_cr3, again=True)
         elif name == "KICK":
             if a0 >= len(hrt.cpus):
                 result = -errno.EINVAL
@@ -361,7 +423,7 @@ class HrtDispatch:
             hrt._t(f"HRT vCPU {cpu.index}: merge acknowledged")
         else:
             result = -errno.ENOSYS
-        if hrt.trace and name not in ("CONSOLE_WRITE", "KICK"):
+        if hrt.trace and name not in ("CONSOLE_WRITE", "KICK", "POST_EVENT", "REMERGE"):
             hrt._t(f"HRT vCPU {cpu.index}: hypercall {name}({a0:#x}, {a1:#x}) = {result}")
         vcpu.set_rax(result)
         return True

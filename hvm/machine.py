@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import errno
 import sys
+import time
 from typing import Callable, Protocol
 
 from . import abi
+from .events import Channels
 from .hrt import Hrt, HrtError
 from .memory import GuestMemory
 from .vcpu import Exit, Vcpu
@@ -28,6 +30,9 @@ class GuestOS(Protocol):
     def on_exception(self, vcpu: Vcpu, exit: Exit) -> bool: ...
     def on_exit(self, vcpu: Vcpu, exit: Exit) -> None: ...
     def reschedule(self, vcpu: Vcpu) -> None: ...
+    def hvm_event(self, channel: int) -> None: ...              # the HRT posted on a channel
+    def time_slice(self, vcpu: Vcpu | None, wants) -> None: ...  # preempt vcpu when wants()
+    def wants_cpu(self) -> bool: ...
 
 
 class _Dispatch:
@@ -40,7 +45,8 @@ class _Dispatch:
 
 
 class Machine:
-    def __init__(self, mem_size: int, hrt_size: int = 0, hrt_cpus: int = 1, log=None, trace: bool = False):
+    def __init__(self, mem_size: int, hrt_size: int = 0, hrt_cpus: int = 1, log=None, trace: bool = False,
+                 stats: bool = False):
         self.memory = GuestMemory(mem_size + hrt_size)
         self.ros = self.memory.add_partition("ros", 0, mem_size)
         self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -48,9 +54,10 @@ class Machine:
         self.vcpus: list[Vcpu] = []
         self.hrt: Hrt | None = None
         self._pending_calls: dict[int, Callable[[int], None]] = {}
+        self.channels = Channels(self.memory, self.log, trace, stats)
         if hrt_size:
             hpart = self.memory.add_partition("hrt", mem_size, hrt_size)
-            self.hrt = Hrt(self.memory, hpart, [self.ros, hpart], hrt_cpus, self.log, trace)
+            self.hrt = Hrt(self.memory, hpart, [self.ros, hpart], hrt_cpus, self.log, trace, self.channels)
             self.hrt.on_call_done = self._call_done
 
     def add_ros_vcpu(self, guest: GuestOS) -> Vcpu:
@@ -113,7 +120,38 @@ class Machine:
                 hrt.post_work(cpu, kind, a0, a1)
                 return None if name == "INVOKE_FUNC_SYNC" else 0
             if name == "RESET_HRT":
-                self._reset_hrt()
+                self._reset_hrt(clear=a0 == 0)
+                return 0
+            if name == "MERGE":
+                if not hrt.booted:
+                    return -errno.ENOENT
+                if a0 & 0xFFF or not self.ros.base <= a0 < self.ros.end:
+                    return -errno.EINVAL              # a CR3 outside the ROS partition
+                hrt.merge(a0)
+                return 0
+            if name == "UNMERGE":
+                hrt.unmerge()
+                return 0
+            if name == "CREATE_THREAD":
+                if not (hrt.booted and hrt.merged):
+                    return -errno.ENOENT
+                func, arg0, arg1, arg2, stack, fs_base, channel, cpu = data
+                if any(v >> 47 for v in (func, stack, channel)) or not func or not stack or not channel:
+                    return -errno.EINVAL              # program addresses live in the lower half
+                if cpu >= len(hrt.cpus) and cpu != 0xFFFF_FFFF_FFFF_FFFF:
+                    return -errno.EINVAL
+                return hrt.create_thread(func, (arg0, arg1, arg2), stack, fs_base, channel,
+                                         -1 if cpu >> 63 else cpu, partner=a0)
+            if name == "COMPLETE_EVENT":
+                waiting = self.channels.completed(a0, hrt.cr3)
+                if waiting is None:
+                    return -errno.ENOENT
+                hrt.kick(waiting)
+                return 0
+            if name == "TLB_SHOOTDOWN":
+                if hrt.merged:
+                    hrt.flush_tlbs(code=bool(a0 & 1))
+                    self.channels.stats.shootdowns += 1
                 return 0
         except HrtError as e:
             self.log(f"mvemu: HVM: {e}")
@@ -130,7 +168,9 @@ class Machine:
         if done is not None:
             done(result)
 
-    def _reset_hrt(self) -> None:
+    def _reset_hrt(self, clear: bool = True) -> None:
+        """Stop the HRT's vCPUs and forget its image (and, if `clear`, zero its memory). The ROS
+        kernel also resets it, without clearing, when the merged process exits or execs."""
         hrt = self.hrt
         for cpu in hrt.cpus:
             if cpu.vcpu is not None:
@@ -138,24 +178,41 @@ class Machine:
         for cb in self._pending_calls.values():
             cb(-errno.ECANCELED)
         self._pending_calls.clear()
-        self.hrt = Hrt(self.memory, hrt.part, hrt.all_parts, len(hrt.cpus), self.log, self.trace)
+        self.channels.pending.clear()
+        self.hrt = Hrt(self.memory, hrt.part, hrt.all_parts, len(hrt.cpus), self.log, self.trace, self.channels)
         self.hrt.on_call_done = self._call_done
-        self.memory.zero(hrt.part.base, hrt.part.size)
+        if clear:
+            self.memory.zero(hrt.part.base, hrt.part.size)
         if self.trace:
-            self.log("[hvm] HRT reset: vCPUs stopped, HRT memory cleared, image forgotten")
+            self.log(f"[hvm] HRT reset: vCPUs stopped, image forgotten{', HRT memory cleared' if clear else ''}")
 
     # -- the run loop ------------------------------------------------------------------------------
     def run(self, guest: GuestOS) -> int:
-        """Boot `guest` on a ROS vCPU and run every vCPU until the guest finishes; its exit status."""
+        """Boot `guest` on a ROS vCPU and run every vCPU until the guest finishes; its exit status.
+
+        One host thread, a fixed order: the ROS vCPU until it blocks or its slice ends, then each
+        HRT vCPU with work until it waits or its slice ends. A slice ends (the guest's watchdog)
+        only when another vCPU has work, so a lone vCPU runs without interruption."""
         vcpu = self.add_ros_vcpu(guest)
         guest.hvm_busy = lambda: bool(self.hrt and self.hrt.runnable)
+        self.channels.notify_ros = guest.hvm_event
         guest.boot(vcpu)
+        stats = self.channels.stats
+        clock = time.perf_counter_ns
         while not guest.finished:
             if not guest.idle:
+                t0 = clock()
                 guest.on_exit(vcpu, vcpu.run())
-            if self.hrt is not None:
-                for cpu in self.hrt.runnable:
-                    self.hrt.on_exit(cpu, cpu.vcpu.run())
+                stats.ros_ns += clock() - t0
+            hrt = self.hrt
+            if hrt is not None:
+                for cpu in hrt.runnable:
+                    others = len(hrt.runnable) > 1
+                    guest.time_slice(cpu.vcpu, lambda others=others: others or not guest.idle or guest.wants_cpu())
+                    t0 = clock()
+                    hrt.on_exit(cpu, cpu.vcpu.run())
+                    stats.hrt_ns += clock() - t0
+                    guest.time_slice(None, None)
             if guest.idle and not guest.finished:
                 guest.reschedule(vcpu)             # waits for events when no vCPU has work
         return guest.exit_status

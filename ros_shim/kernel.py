@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from hvm.abi import HC
 from hvm.memory import PAGE_SIZE, GuestMemory, Partition
 from hvm.vcpu import BP, DE, GP, PF, UD, Exit, ExitKind, Vcpu
 
@@ -66,7 +67,10 @@ class RosKernel:
         self.rng = random.Random(self.opt.seed)
         self.frames = FrameAllocator(memory, partition.base, partition.end)
         self.vcpus: list[Vcpu] = []
-        self.tlb = TlbHooks(flush_tlb=self._flush_tlbs, flush_code=self._flush_code)
+        self.tlb = TlbHooks(flush_tlb=self._flush_tlbs, flush_code=self._flush_code, released=self._released)
+        self.hvm_mm: AddressSpace | None = None     # the address space merged into the HRT
+        self.hvm_waiters: dict[int, Thread] = {}    # event channel -> the partner waiting on it
+        self.hvm_posted: set[int] = set()
         self.processes: dict[int, Process] = {}
         self.sched = Scheduler()
         from .files import PIPE_EVENTS
@@ -105,17 +109,46 @@ class RosKernel:
         return self.mem.read_u64(scratch.pml4 + 8 * 511)
 
     # -- vCPUs ------------------------------------------------------------------------------------
-    def _flush_tlbs(self) -> None:
+    def _flush_tlbs(self, mm: AddressSpace | None = None) -> None:
         for v in self.vcpus:
             v.flush_tlb()
+        if mm is not None and mm is self.hvm_mm:
+            self.hypercall(HC["TLB_SHOOTDOWN"], 0)          # the HRT may cache it too
 
-    def _flush_code(self) -> None:
+    def _flush_code(self, mm: AddressSpace | None = None) -> None:
         for v in self.vcpus:
             v.flush_code()
+        if mm is not None and mm is self.hvm_mm:
+            self.hypercall(HC["TLB_SHOOTDOWN"], 1)
+
+    def _released(self, mm: AddressSpace) -> None:
+        """An address space is gone (its last process exited or exec'd): if the HRT runs in it,
+        shut the HRT down (the runtime's exit hook, done here so that no exit path misses it)."""
+        if mm is self.hvm_mm:
+            self.hvm_mm = None
+            self.hypercall(HC["RESET_HRT"], 1)
+
+    # -- the HVM's side of the ROS: events for partners, time slices for other vCPUs ---------------
+    def hvm_event(self, channel: int) -> None:
+        """The HRT posted an event on `channel`: wake the partner waiting there."""
+        self.hvm_posted.add(channel)
+        t = self.hvm_waiters.pop(channel, None)
+        if t is not None and t.state == BLOCKED:
+            self.sched.wake(t, woken=True)
+
+    def time_slice(self, vcpu: Vcpu | None, wants) -> None:
+        """The machine runs another vCPU (None: it stopped): end its slice when `wants()`."""
+        w = self.watchdog
+        if vcpu is None:
+            w.running = None
+            return
+        w.wants = wants
+        w.slice_start = time.monotonic()
+        w.running = vcpu
 
     def wants_cpu(self) -> bool:
         """For the watchdog: should the running thread give up the CPU at the end of its slice?"""
-        if self.sched.runq or self.host_signals:
+        if self.sched.runq or self.host_signals or self.hvm_busy():
             return True
         deadline = self.sched.next_deadline(self._next_itimer())
         return deadline is not None and now_ns() >= deadline
@@ -354,6 +387,7 @@ class RosKernel:
         if t.entry is not None:
             self._enter_user(vcpu, t)
         self.watchdog.slice_start = time.monotonic()
+        self.watchdog.wants = self.wants_cpu
         self.watchdog.running = vcpu
 
     # -- blocking ---------------------------------------------------------------------------------

@@ -158,10 +158,11 @@ def pte_flags(prot: int) -> int:
 @dataclass
 class TlbHooks:
     """What the address space must tell the vCPUs when it changes a mapping they may cache."""
-    flush_tlb: callable = lambda: None
+    flush_tlb: callable = lambda mm=None: None
     # Unicorn can only drop translated code by physical range or all at once; frames of an
     # executable mapping are not contiguous, so when one goes away we drop all translated code.
-    flush_code: callable = lambda: None
+    flush_code: callable = lambda mm=None: None
+    released: callable = lambda mm: None        # the address space was destroyed
 
 
 class AddressSpace:
@@ -232,7 +233,7 @@ class AddressSpace:
         if not removed:
             return
         self._release_pages(start, end)
-        self.tlb.flush_tlb()
+        self.tlb.flush_tlb(self)
 
     def _release_pages(self, start: int, end: int) -> None:
         """Unmap [start, end) and drop the frames' references. If a frame that was mapped
@@ -260,13 +261,13 @@ class AddressSpace:
             else:
                 mem.zero(table + 8 * lo, 8 * (hi - lo))
         if code_freed:
-            self.tlb.flush_code()
+            self.tlb.flush_code(self)
 
     def protect(self, start: int, end: int, prot: int) -> None:
         """Change protection of [start, end), which the caller has checked is fully mapped."""
         for v in self._carve(start, end):
             if v.prot & PROT_EXEC and not prot & PROT_EXEC:
-                self.tlb.flush_code()
+                self.tlb.flush_code(self)
             v.prot = prot
             self._insert(v)
             for _va, slot, pte in self.pt.mapped_pages(v.start, v.end):
@@ -277,13 +278,13 @@ class AddressSpace:
                 if prot & PROT_WRITE and not v.flags & MAP_SHARED and self.frames.refcount(pa) > 1:
                     cow = PTE_SOFT_COW
                 self.mem.write_u64(slot, self._pte_for(pa, v, cow))
-        self.tlb.flush_tlb()
+        self.tlb.flush_tlb(self)
 
     def discard(self, start: int, end: int) -> None:
         """MADV_DONTNEED: drop resident pages; the next touch refills them (zero or from the file)."""
         self.writeback(start, end)
         self._release_pages(start, end)
-        self.tlb.flush_tlb()
+        self.tlb.flush_tlb(self)
 
     def writeback(self, start: int, end: int) -> None:
         """Write resident pages of shared file mappings in [start, end) back to their files."""
@@ -314,8 +315,8 @@ class AddressSpace:
             self.pt.set_pte(dest + (va - old), pte)
         self._insert(moved)
         if vma.prot & PROT_EXEC:
-            self.tlb.flush_code()
-        self.tlb.flush_tlb()
+            self.tlb.flush_code(self)
+        self.tlb.flush_tlb(self)
         return dest
 
     def _pte_for(self, pa: int, vma: Vma, cow: int = 0) -> int:
@@ -375,7 +376,7 @@ class AddressSpace:
             if write and pte & PTE_SOFT_COW:
                 self._break_cow(page, slot, pte, vma)
             # else: another vCPU or an earlier fault already resolved it; the TLB held a stale entry
-            self.tlb.flush_tlb()
+            self.tlb.flush_tlb(self)
             return True
         backing = vma.backing
         offset = vma.offset + (page - vma.start)
@@ -499,7 +500,7 @@ class AddressSpace:
                 data = entries.tobytes()
             mem.write(table, data)
             mem.write(child.pt.table_for(base), data)
-        self.tlb.flush_tlb()
+        self.tlb.flush_tlb(self)
         return child
 
     # -- teardown ---------------------------------------------------------------------------------
@@ -507,6 +508,7 @@ class AddressSpace:
         self.users -= 1
         if self.users > 0:
             return
+        self.tlb.released(self)                 # before any frame goes: the HRT may still use them
         self.writeback(0, layout.USER_TOP)
         self._release_pages(0, layout.USER_TOP)
         self.vmas, self._starts = [], []

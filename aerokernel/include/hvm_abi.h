@@ -21,7 +21,7 @@
 #define HVM_HC_HRT_READY 0x82  /* hrt: the AeroKernel on this vCPU is up and enters its event loop */
 #define HVM_HC_HRT_EXCEPTION 0x83  /* hrt: report an exception: rdi = vector, rsi = rip, rcx = error code, r8 = cr2 */
 #define HVM_HC_CALL_DONE 0x84  /* hrt: an invoked function returned: rdi = its result */
-#define HVM_HC_WAIT_EVENT 0x85  /* hrt: the next work kind (mailbox filled), or 0: none yet, the vCPU is stopped until there is; call again (a loop, optionally with hlt) */
+#define HVM_HC_WAIT_EVENT 0x85  /* hrt: the next work kind in the mask rsi (0: any), mailbox filled; or 0: none yet: then `sti; hlt` stops the vCPU until work is queued (IF=0 hlt: for good) */
 #define HVM_HC_SELFTEST 0x86  /* hrt: a self-test result: rdi = test id, rsi = 0 pass / else fail code */
 #define HVM_HC_CREATE_THREAD 0x50  /* ros: start a top-level HRT thread: rdi = struct hvm_ioc_thread (from the partner) */
 #define HVM_HC_POST_EVENT 0x51  /* hrt: an event is posted on a channel: rdi = the channel's virtual address */

@@ -2,8 +2,8 @@
  *
  * Each HRT vCPU has its own run queue and an idle thread (the boot context running the work
  * loop). Scheduling is cooperative: a thread runs until it yields, blocks, or exits; when a
- * vCPU has nothing to run, its idle thread asks the VMM for work (WAIT_EVENT), which stops the
- * vCPU at no cost until there is some.
+ * vCPU has nothing to run, its idle thread asks the VMM for work (WAIT_EVENT) and, if there is
+ * none, halts: the VMM does not run it again until there is some.
  *
  * A top-level thread runs program code in ring 0 on the stack its partner allocated in the ROS,
  * with the partner's FS base (TLS) superposed. Its system calls and lower-half page faults are
@@ -55,7 +55,7 @@ void thread_yield(void);
 void __attribute__((noreturn)) thread_exit(long value);
 long thread_join(struct thread *t);
 int thread_run_queued(void);            /* idle: run queued threads until none; how many ran */
-void thread_wait_for_work(unsigned long kinds);   /* in place: one WAIT_EVENT for these kinds */
+long thread_wait_for_work(unsigned long kinds);   /* one WAIT_EVENT for these kinds; halts if none */
 
 /* switch.S */
 void switch_to(unsigned long *save_rsp, unsigned long next_rsp);

@@ -40,6 +40,9 @@ static inline uint64_t read_cr4(void) { uint64_t v; __asm__ volatile("mov %%cr4,
 static inline void invlpg(unsigned long va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline void hlt(void) { __asm__ volatile("hlt" ::: "memory"); }
+/* Wait for work: hlt with interrupts enabled, as an idle loop does on hardware; the VMM resumes
+ * the vCPU after the hlt once work is queued for it (hlt with IF clear halts for good). */
+static inline void wait_for_interrupt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
 
 static inline uint16_t str(void)
 {

@@ -51,6 +51,23 @@ def ioctl(k, t, f, cmd: int, arg: int) -> int:
         return k.hypercall(hc["GET_STATE"])
     if cmd == IOC["RESET"]:
         return k.hypercall(hc["RESET_HRT"])
+    if cmd == IOC["MERGE"]:
+        if k.hvm_mm is not None and k.hvm_mm is not mm:
+            return -errno.EBUSY                      # another process runs in the HRT
+        r = k.hypercall(hc["MERGE"], mm.cr3)
+        if r == 0:
+            k.hvm_mm = mm
+        return r
+    if cmd == IOC["CREATE_THREAD"]:
+        if k.hvm_mm is not mm:
+            return -errno.EPERM                      # only the merged process has HRT threads
+        raw = mm.read(arg, 8 * len(abi.THREAD_IOC_FIELDS))
+        if raw is None:
+            return -errno.EFAULT
+        fields = struct.unpack(f"<{len(abi.THREAD_IOC_FIELDS)}Q", raw)
+        return k.hypercall(hc["CREATE_THREAD"], t.tid, data=fields)
+    if cmd in (IOC["WAIT_EVENT"], IOC["COMPLETE_WAIT"]):
+        return _channel_wait(k, t, mm, arg, complete=cmd == IOC["COMPLETE_WAIT"])
     if cmd in (IOC["INVOKE_SYNC"], IOC["SELFTEST"]):
         w = k.resume_wait(t, "hvm")
         if w is not None:                            # re-run after the HRT reported the call done
@@ -80,6 +97,38 @@ def ioctl(k, t, f, cmd: int, arg: int) -> int:
             return r
         return k.block(t, wait)
     return -errno.ENOTTY
+
+
+_STATE = abi.EVENT_STATE
+_OFF_KIND = 8 * abi.EVENT_FIELDS.index("kind")
+_OFF_STATE = 8 * abi.EVENT_FIELDS.index("state")
+
+
+def _channel_wait(k, t, mm, channel: int, complete: bool) -> int:
+    """The partner's side of an event channel: complete the event it took (COMPLETE_WAIT), then
+    take the next posted one (its kind), blocking until the HRT posts. Re-run after a wake-up,
+    so every step checks the record's state first."""
+    w = k.resume_wait(t, "hvmchan")
+    if w is not None and not w.woken:
+        k.hvm_waiters.pop(channel, None)
+        return -errno.EINTR
+    if k.hvm_mm is not mm or channel & 7:
+        return -errno.EINVAL
+    raw = mm.read(channel, 16)
+    if raw is None:
+        return -errno.EFAULT
+    kind, state = struct.unpack("<QQ", raw)
+    if complete and state == _STATE["TAKEN"]:
+        mm.write(channel + _OFF_STATE, struct.pack("<Q", _STATE["COMPLETED"]))
+        k.hypercall(abi.HC["COMPLETE_EVENT"], channel)
+        state = _STATE["COMPLETED"]
+    if state == _STATE["POSTED"]:
+        k.hvm_posted.discard(channel)
+        if not mm.write(channel + _OFF_STATE, struct.pack("<Q", _STATE["TAKEN"])):
+            return -errno.EFAULT
+        return kind
+    k.hvm_waiters[channel] = t
+    return k.block(t, Wait("hvmchan"))
 
 
 def _signed(v: int) -> int:

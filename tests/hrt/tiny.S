@@ -29,10 +29,16 @@ _start:
 loop:
     mov $0x85, %eax                # WAIT_EVENT
     xor %edi, %edi
+    xor %esi, %esi                 # any kind of work
     mov $0xf00d, %dx
     out %eax, (%dx)
-    test %rax, %rax                # 0: no work yet (the VMM stops us until there is)
-    jz loop
+    test %rax, %rax                # 0: no work yet: halt until the VMM has some
+    jnz 1f
+    sti
+    hlt
+    cli
+    jmp loop
+1:
     # rax = kind; mailbox at boot_info->mailbox_pbase (field 14)
     movabs $0xffff800000000000, %r13
     mov 14*8(%r13,%r15), %r14
