@@ -96,11 +96,11 @@ class Elf:
             raise Refused(f"address {vaddr:#x} is not in any loadable segment")
         return seg.offset + (vaddr - seg.vaddr)
 
-    def code_from(self, vaddr: int) -> bytes:
-        """The bytes from vaddr to the end of its segment's file-backed part."""
+    def read(self, vaddr: int, size: int) -> bytes:
+        """Up to `size` bytes from vaddr, as far as its segment's file-backed part goes."""
         seg = self.segment_at(vaddr)
         start = seg.offset + (vaddr - seg.vaddr)
-        return self.data[start:seg.offset + seg.filesz]
+        return self.data[start:min(start + size, seg.offset + seg.filesz)]
 
     def header_with(self, **changes) -> bytes:
         """The ELF header with some fields changed, e.g. header_with(phoff=..., phnum=...)."""

@@ -92,8 +92,8 @@ def _check_static(elf: Elf) -> None:
         path = elf.data[interp.offset:interp.offset + interp.filesz].rstrip(b"\0").decode(errors="replace")
         raise Refused(f"dynamically linked (it asks for {path}); hybridize works on static programs "
                       f"(-static or -static-pie)")
-    if elf.type == ET_DYN and not any(s.offset == 0 for s in elf.loads):
-        raise Refused("a shared library, not a program")
+    if elf.type == ET_DYN and elf.entry == 0:
+        raise Refused("a shared library, not a program (its entry point is 0)")
 
 
 def _inconsistencies(elf: Elf, note: Note, config: Config, segment, image: bytes) -> list[str]:

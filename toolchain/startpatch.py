@@ -8,9 +8,9 @@ A static program's entry point, _start, passes main's address to libc in RDI:
 
 So: disassemble straight-line code from the entry point up to its first branch, which must be a
 direct call or jmp (to __libc_start_main). The last instruction before it that writes RDI must
-load a constant address, with `mov $imm` or a RIP-relative `lea`: that address is main. If it does
-not (musl's _start sets RDI to the stack pointer) and the branch is a call, follow that one call and
-look again. No symbols are needed; when the file has them, they must agree (the branch goes to
+load a constant address of code, with `mov $imm` or a RIP-relative `lea`: that address is main.
+musl's _start instead passes the stack pointer (`mov %rsp, %rdi`) to a call: follow that one call
+and look again. No symbols are needed; when the file has them, they must agree (the branch goes to
 __libc_start_main and the address is main's), or the program is refused.
 """
 from __future__ import annotations
@@ -19,12 +19,14 @@ from dataclasses import dataclass
 
 from capstone import CS_ARCH_X86, CS_GRP_CALL, CS_GRP_INT, CS_GRP_IRET, CS_GRP_JUMP, CS_GRP_RET, CS_MODE_64, Cs
 from capstone.x86 import (X86_INS_CALL, X86_INS_JMP, X86_INS_LEA, X86_INS_MOV, X86_INS_MOVABS, X86_OP_IMM,
-                          X86_OP_MEM, X86_REG_DI, X86_REG_DIL, X86_REG_EDI, X86_REG_RDI, X86_REG_RIP)
+                          X86_OP_MEM, X86_OP_REG, X86_REG_DI, X86_REG_DIL, X86_REG_EDI, X86_REG_RDI,
+                          X86_REG_RIP, X86_REG_RSP)
 
 from .elf import ET_DYN, Elf
 from .errors import Refused
 
 MAX_INSTRUCTIONS = 40        # _start and _start_c are a dozen instructions each
+MAX_INSTRUCTION_SIZE = 15
 _RDI = {X86_REG_RDI, X86_REG_EDI, X86_REG_DI, X86_REG_DIL}
 _BRANCHES = (CS_GRP_JUMP, CS_GRP_CALL, CS_GRP_RET, CS_GRP_INT, CS_GRP_IRET)
 
@@ -61,7 +63,7 @@ def find_main_load(elf: Elf) -> MainLoad:
         if load:
             _check_symbols(elf, load)
             return load
-        if not (may_follow and branch.id == X86_INS_CALL):
+        if not (may_follow and branch.id == X86_INS_CALL and writer and _is_stack_pointer_to_rdi(writer)):
             what = f"`{_text(writer)}` at {writer.address:#x}" if writer else "nothing"
             raise Refused(f"the pattern of _start is not there: before `{_text(branch)}` at "
                           f"{branch.address:#x}, RDI gets {what}, not main's address")
@@ -91,12 +93,11 @@ def _straight_line(elf: Elf, start: int) -> list:
     if not elf.is_code(start):
         raise Refused(f"the entry point {start:#x} is not in the program's code")
     block = []
-    for insn in _disassembler.disasm(elf.code_from(start), start):
+    code = elf.read(start, MAX_INSTRUCTIONS * MAX_INSTRUCTION_SIZE)
+    for insn in _disassembler.disasm(code, start, MAX_INSTRUCTIONS):
         block.append(insn)
         if any(insn.group(g) for g in _BRANCHES) or insn.mnemonic in ("hlt", "ud2"):
             return block
-        if len(block) == MAX_INSTRUCTIONS:
-            break
     raise Refused(f"no call to __libc_start_main in the first {len(block)} instructions at {start:#x}")
 
 
@@ -119,6 +120,12 @@ def _address_load(elf: Elf, insn, start_main: int) -> MainLoad | None:
     if not elf.is_code(value):
         return None
     return MainLoad(insn.address, _text(insn), field, encoding, insn.address + insn.size, value, start_main)
+
+
+def _is_stack_pointer_to_rdi(insn) -> bool:
+    """`mov %rsp, %rdi`: musl's _start passing the initial stack to _start_c."""
+    return (insn.id == X86_INS_MOV and insn.operands[0].type == X86_OP_REG and insn.operands[0].reg == X86_REG_RDI
+            and insn.operands[1].type == X86_OP_REG and insn.operands[1].reg == X86_REG_RSP)
 
 
 def _check_symbols(elf: Elf, load: MainLoad) -> None:
