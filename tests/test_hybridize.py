@@ -471,3 +471,27 @@ def test_damaged_inputs(pieces, tmp_path, capsys):
         assert _native(out) == _native(src), what
         worked += 1
     assert refused > 10 and worked > 10, (refused, worked)
+
+
+def test_info_on_damaged_fat_binaries(pieces, tmp_path, capsys):
+    """--info on truncated fat binaries and on changed bytes in what hybridize added: a description
+    or one clean line."""
+    data = hybridize((BUILD / "hello.musl").read_bytes(), *pieces)
+    segment = Elf(data).loads[-1]
+    rng = random.Random(7)
+    variants = [data[:n] for n in range(segment.offset, len(data), 4999)]
+    for _ in range(60):
+        damaged = bytearray(data)
+        damaged[rng.randrange(segment.offset, segment.offset + 0x300)] ^= rng.randrange(1, 256)
+        variants.append(bytes(damaged))
+    outcomes = set()
+    for damaged in variants:
+        (tmp_path / "fat").write_bytes(damaged)
+        status, out, err = mvemu_hybridize(capsys, "--info", tmp_path / "fat")
+        if status == 1 and err:
+            line = assert_one_error_line(status, err, expect_status=1, mentions=("hybridize:",))
+            assert "internal error" not in line
+        else:
+            assert status in (0, 1) and err == "" and "fat binary" in out
+        outcomes.add(status)
+    assert outcomes == {0, 1}

@@ -59,20 +59,21 @@ def hybridize(program: bytes, runtime: Runtime, image: bytes) -> bytes:
 
 
 def describe(data: bytes) -> tuple[bool, str]:
-    """(is it a fat binary, a description of its additions for `--info`)."""
+    """(is it a fat binary, a description of what it contains) for `--info`."""
     elf = Elf(data)
     note = find_fat_note(elf)
     if note is None:
-        return False, f"not a fat binary (a static {elf.kind} program without a Multiverse note)"
-    segment = next((s for s in elf.loads if s.offset <= note.image_offset < s.offset + s.filesz), None)
-    config_at = elf.file_offset(note.config)
-    config = unpack_config(data[config_at:config_at + CONFIG.size])
+        return False, f"not a fat binary (an {elf.kind} file without a Multiverse note)"
+    segment = elf.segment_at(note.config, CONFIG.size)
     image = data[note.image_offset:note.image_offset + note.image_len]
-    problems = _inconsistencies(elf, note, config, segment, image)
+    if segment is None or not segment.offset <= note.image_offset <= segment.offset + segment.filesz - len(image):
+        raise Refused("a damaged fat binary: its note points outside the new segment")
+    config = unpack_config(elf.read(note.config, CONFIG.size))
+    problems = _inconsistencies(note, config, segment)
     if problems:
         raise Refused(f"a damaged fat binary: {'; '.join(problems)}")
     lines = [
-        f"Multiverse fat binary ({elf.kind}, format version {note.version})",
+        f"Multiverse fat binary ({elf.kind}, format version {note.version}; addresses are link-time)",
         f"  original main       {note.main:#x}",
         f"  runtime entry       {note.runtime_entry:#x} (mv_main: __libc_start_main calls it instead of main)",
         f"  new segment         LOAD offset {segment.offset:#x} vaddr {segment.vaddr:#x} size {segment.memsz:#x} "
@@ -96,18 +97,17 @@ def _check_static(elf: Elf) -> None:
         raise Refused("a shared library, not a program (its entry point is 0)")
 
 
-def _inconsistencies(elf: Elf, note: Note, config: Config, segment, image: bytes) -> list[str]:
+def _inconsistencies(note: Note, config: Config, segment: Segment) -> list[str]:
+    """How the note and mv_config disagree (they are written together, so only damage does that)."""
     problems = []
-    if segment is None or not segment.holds(note.config, CONFIG.size):
-        problems.append("the image or mv_config lies outside the new segment")
-    if (config.magic, config.version) != (abi.FAT_CONFIG_MAGIC, abi.FAT_VERSION) or note.version != abi.FAT_VERSION:
-        problems.append(f"mv_config's magic {config.magic:#x} / versions {config.version}, {note.version} are "
-                        f"not this toolchain's ({abi.FAT_VERSION})")
+    if (config.magic, config.version, note.version) != (abi.FAT_CONFIG_MAGIC, abi.FAT_VERSION, abi.FAT_VERSION):
+        problems.append(f"mv_config's magic {config.magic:#x} or the versions ({config.version}, {note.version}) "
+                        f"are not this toolchain's ({abi.FAT_VERSION})")
     if note.config + config.main_off != note.main:
         problems.append("mv_config.main_off does not lead to the original main")
-    if segment and note.config + config.image_off != segment.vaddr + note.image_offset - segment.offset:
+    if note.config + config.image_off != segment.vaddr + (note.image_offset - segment.offset):
         problems.append("mv_config.image_off does not lead to the image")
-    if config.image_len != note.image_len or len(image) != note.image_len:
+    if config.image_len != note.image_len:
         problems.append("the image's length disagrees")
     return problems
 

@@ -103,7 +103,9 @@ def _straight_line(elf: Elf, start: int) -> list:
 
 def _address_load(elf: Elf, insn, start_main: int) -> MainLoad | None:
     """A MainLoad if `insn` puts a constant address of code into RDI (or EDI), else None."""
-    dest, source = insn.operands[0], insn.operands[-1]
+    if len(insn.operands) != 2 or insn.operands[0].type != X86_OP_REG:
+        return None
+    dest, source = insn.operands
     enc, offset = insn.encoding, elf.file_offset(insn.address)
     if insn.id in (X86_INS_MOV, X86_INS_MOVABS) and source.type == X86_OP_IMM and dest.reg in (X86_REG_RDI, X86_REG_EDI):
         value = source.imm % (1 << 64)
@@ -124,8 +126,8 @@ def _address_load(elf: Elf, insn, start_main: int) -> MainLoad | None:
 
 def _is_stack_pointer_to_rdi(insn) -> bool:
     """`mov %rsp, %rdi`: musl's _start passing the initial stack to _start_c."""
-    return (insn.id == X86_INS_MOV and insn.operands[0].type == X86_OP_REG and insn.operands[0].reg == X86_REG_RDI
-            and insn.operands[1].type == X86_OP_REG and insn.operands[1].reg == X86_REG_RSP)
+    operands = [(op.type, op.reg) for op in insn.operands]
+    return insn.id == X86_INS_MOV and operands == [(X86_OP_REG, X86_REG_RDI), (X86_OP_REG, X86_REG_RSP)]
 
 
 def _check_symbols(elf: Elf, load: MainLoad) -> None:
