@@ -26,7 +26,7 @@ from harness import BUILD, REPO, Case
 from hvm import abi, cli
 from test_cli import assert_one_error_line
 from test_differential import ALL_CASES
-from toolchain.elf import PROGRAM_HEADER, PT_LOAD, PT_PHDR, Elf, Segment
+from toolchain.elf import PROGRAM_HEADER, PT_PHDR, Elf, Segment
 from toolchain.hybridize import hybridize
 from toolchain.pieces import AEROKERNEL_ELF, load_aerokernel, load_runtime
 
@@ -261,7 +261,7 @@ def build_with_start(tmp_path: Path, load: str, branch: str) -> Path:
 def test_start_variants(variant, pieces, tmp_path, mvemu_importable):
     prog = build_with_start(tmp_path, *START_VARIANTS[variant])
     expected = subprocess.run([str(prog), "x"], capture_output=True)
-    assert (expected.returncode, expected.stdout) == (7, f"main of x with 2 arguments\n".encode())
+    assert (expected.returncode, expected.stdout) == (7, b"main of x with 2 arguments\n")
     fat = fat_of(prog, pieces, tmp_path / "fat")
     assert subprocess.run([str(fat), "x"], capture_output=True).stdout == expected.stdout
     under = subprocess.run(harness.mvemu_command(str(fat), ["x"]), capture_output=True)
@@ -341,7 +341,8 @@ def test_other_aerokernel(pieces, tmp_path, capsys):
     assert mvemu_hybridize(capsys, BUILD / "hello.glibc", "-o", tmp_path / "fat", "--aerokernel", other) == (0, "", "")
     status, out, _ = mvemu_hybridize(capsys, "--info", tmp_path / "fat")
     assert status == 0 and f"{other.stat().st_size} bytes, entry {Elf(other.read_bytes()).entry:#x}" in out
-    status, _, err = mvemu_hybridize(capsys, BUILD / "hello.glibc", "-o", tmp_path / "x", "--aerokernel", tmp_path / "no")
+    status, _, err = mvemu_hybridize(capsys, BUILD / "hello.glibc", "-o", tmp_path / "x",
+                                     "--aerokernel", tmp_path / "no")
     assert_one_error_line(status, err, expect_status=1, mentions=("no AeroKernel image",))
 
 

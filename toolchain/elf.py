@@ -98,8 +98,8 @@ class Elf:
 
     def read(self, vaddr: int, size: int) -> bytes:
         """Up to `size` bytes from vaddr, as far as its segment's file-backed part goes."""
+        start = self.file_offset(vaddr)
         seg = self.segment_at(vaddr)
-        start = seg.offset + (vaddr - seg.vaddr)
         return self.data[start:min(start + size, seg.offset + seg.filesz)]
 
     def header_with(self, **changes) -> bytes:

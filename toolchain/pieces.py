@@ -10,7 +10,7 @@ from elftools.elf.elffile import ELFFile
 
 from hvm import abi
 
-from .elf import ET_EXEC, Elf
+from .elf import ET_EXEC, SHF_ALLOC, Elf
 from .errors import Refused
 from .fatbinary import CONFIG, unpack_config
 
@@ -40,7 +40,7 @@ def load_runtime(path: Path = RUNTIME_ELF) -> Runtime:
             if len(loads) != 1 or loads[0]["p_vaddr"] != 0 or loads[0]["p_filesz"] != loads[0]["p_memsz"]:
                 raise Refused(f"{path} is not one segment linked at 0 ({_BUILD_IT})")
             code = loads[0].data()
-            align = max(s["sh_addralign"] for s in elf.iter_sections() if s["sh_flags"] & 2)   # SHF_ALLOC
+            align = max(s["sh_addralign"] for s in elf.iter_sections() if s["sh_flags"] & SHF_ALLOC)
             symtab = elf.get_section_by_name(".symtab")
             symbols = {s.name: s["st_value"] for s in symtab.iter_symbols()} if symtab else {}
     except FileNotFoundError:

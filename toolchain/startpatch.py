@@ -22,12 +22,13 @@ from capstone.x86 import (X86_INS_CALL, X86_INS_JMP, X86_INS_LEA, X86_INS_MOV, X
                           X86_OP_MEM, X86_OP_REG, X86_REG_DI, X86_REG_DIL, X86_REG_EDI, X86_REG_RDI,
                           X86_REG_RIP, X86_REG_RSP)
 
-from .elf import ET_DYN, Elf
+from .elf import Elf
 from .errors import Refused
 
 MAX_INSTRUCTIONS = 40        # _start and _start_c are a dozen instructions each
 MAX_INSTRUCTION_SIZE = 15
-_RDI = {X86_REG_RDI, X86_REG_EDI, X86_REG_DI, X86_REG_DIL}
+_RDI = {X86_REG_RDI, X86_REG_EDI, X86_REG_DI, X86_REG_DIL}      # any write to these changes RDI
+_RDI_OR_EDI = (X86_REG_RDI, X86_REG_EDI)
 _BRANCHES = (CS_GRP_JUMP, CS_GRP_CALL, CS_GRP_RET, CS_GRP_INT, CS_GRP_IRET)
 
 _disassembler = Cs(CS_ARCH_X86, CS_MODE_64)
@@ -106,22 +107,28 @@ def _address_load(elf: Elf, insn, start_main: int) -> MainLoad | None:
     if len(insn.operands) != 2 or insn.operands[0].type != X86_OP_REG:
         return None
     dest, source = insn.operands
-    enc, offset = insn.encoding, elf.file_offset(insn.address)
-    if insn.id in (X86_INS_MOV, X86_INS_MOVABS) and source.type == X86_OP_IMM and dest.reg in (X86_REG_RDI, X86_REG_EDI):
-        value = source.imm % (1 << 64)
-        if enc.imm_size == 8:
+    here, next_address = elf.file_offset(insn.address), insn.address + insn.size
+    if insn.id in (X86_INS_MOV, X86_INS_MOVABS) and source.type == X86_OP_IMM and dest.reg in _RDI_OR_EDI:
+        value, field = source.imm % (1 << 64), here + insn.encoding.imm_offset
+        if insn.encoding.imm_size == 8:
             encoding = "imm64"
+        elif dest.reg == X86_REG_RDI:
+            encoding = "imm32s"
         else:
-            encoding = "imm32s" if dest.reg == X86_REG_RDI else "imm32"
-        field = offset + enc.imm_offset
-    elif (insn.id == X86_INS_LEA and dest.reg == X86_REG_RDI and source.type == X86_OP_MEM
-          and source.mem.base == X86_REG_RIP and source.mem.index == 0 and enc.disp_size == 4):
-        value, encoding, field = insn.address + insn.size + source.mem.disp, "rel32", offset + enc.disp_offset
+            encoding = "imm32"
+    elif insn.id == X86_INS_LEA and dest.reg == X86_REG_RDI and _rip_relative(source, insn.encoding):
+        value, field, encoding = next_address + source.mem.disp, here + insn.encoding.disp_offset, "rel32"
     else:
         return None
     if not elf.is_code(value):
         return None
-    return MainLoad(insn.address, _text(insn), field, encoding, insn.address + insn.size, value, start_main)
+    return MainLoad(insn.address, _text(insn), field, encoding, next_address, value, start_main)
+
+
+def _rip_relative(operand, encoding) -> bool:
+    """disp32(%rip), nothing else."""
+    return (operand.type == X86_OP_MEM and operand.mem.base == X86_REG_RIP and operand.mem.index == 0
+            and encoding.disp_size == 4)
 
 
 def _is_stack_pointer_to_rdi(insn) -> bool:
