@@ -18,6 +18,7 @@ setup: $(STAMP)
 images:
 	$(MAKE) -C guest_images
 	$(MAKE) -C aerokernel
+	$(MAKE) -C toolchain/runtime
 
 # The main job: a guest program under mvemu.
 run: setup images
@@ -32,4 +33,5 @@ bench: setup images
 clean:
 	$(MAKE) -C guest_images clean
 	$(MAKE) -C aerokernel clean
+	$(MAKE) -C toolchain/runtime clean
 	rm -rf $(VENV)

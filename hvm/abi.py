@@ -2,7 +2,8 @@
 
 This module is the one source of truth. `aerokernel/include/hvm_abi.h`, which the AeroKernel and
 the Multiverse runtime include, is generated from it (`python -m hvm.abi > ...`, done by the
-aerokernel build), and a test fails if the two differ.
+aerokernel build), and a test fails if the two differ. The toolchain (`mvemu hybridize`) imports it
+too, for the format of fat binaries.
 """
 from __future__ import annotations
 
@@ -105,6 +106,32 @@ HRT_EFER = 0xD01                        # SCE | LME | LMA | NXE
 HRT_KERNEL_CS = 0x08
 HRT_KERNEL_DS = 0x10
 
+# -- fat binaries: what `mvemu hybridize` adds to a program (toolchain/, docs/hybridize.md) -------
+# The Multiverse runtime reads `struct mv_config`, which the toolchain fills in in the output file.
+# Its offsets are relative to the structure's own address, so they hold wherever the program is
+# loaded (ET_EXEC or PIE). Tools find the same facts in an ELF note (PT_NOTE).
+FAT_VERSION = 1
+FAT_CONFIG_MAGIC = 0x4749_464E_4F43_564D   # "MVCONFIG"
+FAT_CONFIG_FIELDS = {                      # each a u64, in this order
+    "magic": '"MVCONFIG" (MV_CONFIG_MAGIC)',
+    "version": "the format's version (MV_FAT_VERSION)",
+    "main_off": "the program's original main minus &mv_config (signed)",
+    "image_off": "the embedded AeroKernel ELF file minus &mv_config (signed)",
+    "image_len": "its length in bytes",
+    "flags": "reserved, 0",
+}
+FAT_NOTE_NAME = "Multiverse"
+FAT_NOTE_TYPE = 0x4D56                     # "MV"
+FAT_NOTE_FIELDS = {                        # the note's descriptor: each a u64, in this order
+    "version": "the format's version (FAT_VERSION)",
+    "main": "the original main (link-time address)",
+    "runtime_entry": "mv_main, which _start now hands to __libc_start_main (link-time address)",
+    "config": "&mv_config (link-time address)",
+    "image_offset": "file offset of the embedded AeroKernel ELF",
+    "image_len": "its length in bytes",
+    "flags": "mv_config.flags",
+}
+
 
 def header() -> str:
     """The C header for guest code (aerokernel/include/hvm_abi.h)."""
@@ -128,6 +155,10 @@ def header() -> str:
     out += [f"#define HVM_HRT_SYS_THREAD_EXIT 0x{HRT_SYS_THREAD_EXIT:x}"]
     out += ["", f'#define HVM_ROS_DEVICE "{ROS_DEVICE}"']
     out += [f"#define HVM_IOC_{name} 0x{number:x}  /* {doc} */" for name, (number, doc) in ROS_IOCTLS.items()]
+    out += ["", f"#define MV_FAT_VERSION {FAT_VERSION}",
+            f"#define MV_CONFIG_MAGIC 0x{FAT_CONFIG_MAGIC:x}UL",
+            f'#define MV_NOTE_NAME "{FAT_NOTE_NAME}"',
+            f"#define MV_NOTE_TYPE 0x{FAT_NOTE_TYPE:x}"]
     out += ["", "#ifndef __ASSEMBLER__", "struct hvm_boot_info {"]
     out += [f"    unsigned long {f};" for f in BOOT_INFO_FIELDS]
     out += ["};", "", "struct hvm_ioc_image { unsigned long addr, len; };",
@@ -137,6 +168,8 @@ def header() -> str:
     out += [f"    unsigned long {f};" for f in MAILBOX_FIELDS]
     out += ["};", "", "struct hvm_event {"]
     out += [f"    volatile unsigned long {f};" for f in EVENT_FIELDS]
+    out += ["};", "", "/* A fat binary's configuration, filled in by `mvemu hybridize`. */", "struct mv_config {"]
+    out += [f"    unsigned long {f};  /* {doc} */" for f, doc in FAT_CONFIG_FIELDS.items()]
     out += ["};", "#endif", "", "#endif", ""]
     return "\n".join(out)
 

@@ -6,6 +6,8 @@ import os
 import shutil
 import sys
 
+from toolchain import cli as hybridize_cli
+
 from . import __version__
 
 _DESCRIPTION = """\
@@ -48,9 +50,16 @@ def parse_size(text: str) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
+    def parse_known_args(self, args=None, namespace=None):
+        opts, extra = super().parse_known_args(args, namespace)
+        if extra and " " in self.prog:                 # a subcommand reports its own leftovers
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return opts, extra
+
     def error(self, message):
         self.print_usage(sys.stderr)
-        raise UserError(message)
+        command = self.prog.partition(" ")[2]            # "run" in "mvemu run"
+        raise UserError(f"{command}: {message}" if command else message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="number of HRT vCPUs (default 1)")
     run.add_argument("program", metavar="PROGRAM", help="the program to run (a path, or a name looked up in PATH)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments passed to the program")
+    hybridize = sub.add_parser("hybridize", help=hybridize_cli.HELP, description=hybridize_cli.DESCRIPTION,
+                               epilog=hybridize_cli.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    hybridize_cli.add_arguments(hybridize)
     return p
 
 
@@ -122,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         if opts.command is None:
             parser.print_help()
             return 2
+        if opts.command == "hybridize":
+            return hybridize_cli.run(opts)
         return cmd_run(opts)
     except UserError as e:
         print(f"mvemu: {e}", file=sys.stderr)

@@ -98,6 +98,11 @@
 #define HVM_IOC_WAIT_EVENT 0x4809  /* the channel's address: block until the HRT posts there; returns the kind */
 #define HVM_IOC_COMPLETE_WAIT 0x480a  /* the channel's address: complete the taken event, then wait as WAIT_EVENT */
 
+#define MV_FAT_VERSION 1
+#define MV_CONFIG_MAGIC 0x4749464e4f43564dUL
+#define MV_NOTE_NAME "Multiverse"
+#define MV_NOTE_TYPE 0x4d56
+
 #ifndef __ASSEMBLER__
 struct hvm_boot_info {
     unsigned long magic;
@@ -177,6 +182,16 @@ struct hvm_event {
     volatile unsigned long r14;
     volatile unsigned long r15;
     volatile unsigned long rflags;
+};
+
+/* A fat binary's configuration, filled in by `mvemu hybridize`. */
+struct mv_config {
+    unsigned long magic;  /* "MVCONFIG" (MV_CONFIG_MAGIC) */
+    unsigned long version;  /* the format's version (MV_FAT_VERSION) */
+    unsigned long main_off;  /* the program's original main minus &mv_config (signed) */
+    unsigned long image_off;  /* the embedded AeroKernel ELF file minus &mv_config (signed) */
+    unsigned long image_len;  /* its length in bytes */
+    unsigned long flags;  /* reserved, 0 */
 };
 #endif
 

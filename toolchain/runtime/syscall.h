@@ -1,0 +1,35 @@
+/* Raw Linux system calls for the Multiverse runtime, which must not touch libc (not even errno):
+ * a negative result is -errno. */
+#ifndef MV_SYSCALL_H
+#define MV_SYSCALL_H
+
+#define SYS_close 3
+#define SYS_open 2
+
+#define O_RDWR 02
+#define O_CLOEXEC 02000000
+
+static inline long raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    long ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+static inline int sys_open(const char *path, int flags)
+{
+    return (int)raw_syscall6(SYS_open, (long)path, flags, 0, 0, 0, 0);
+}
+
+static inline int sys_close(int fd)
+{
+    return (int)raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+}
+
+#endif
