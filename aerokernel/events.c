@@ -41,7 +41,7 @@ long event_syscall(struct thread *t, struct syscall_frame *f)
     ev->r11 = f->r11; ev->r12 = f->r12; ev->r13 = f->r13; ev->r14 = f->r14; ev->r15 = f->r15;
     ev->rflags = f->r11;
     t->forwarded++;
-    t->fault_repeats = 0;
+    t->fault_addr = t->fault_error = t->fault_repeats = 0;    /* a repeat must follow directly */
     post_and_wait(ev, 1);
     return (long)ev->result;
 }

@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="memory of the HRT partition, beside --mem (default 64M; 0 = no HRT)")
     run.add_argument("--hrt-cpus", type=int, default=1, metavar="N",
                      help="number of HRT vCPUs (default 1)")
+    run.add_argument("--hrt-console", action="store_true",
+                     help="show the AeroKernel's console on stderr (default: only with --trace, or "
+                          "when the HRT fails)")
+    run.add_argument("--stats", action="store_true",
+                     help="at exit, print the Multiverse statistics on stderr: forwarded system calls, "
+                          "page faults and exceptions, merges, TLB shootdowns, host time per side")
     run.add_argument("program", metavar="PROGRAM", help="the program to run (a path, or a name looked up in PATH)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments passed to the program")
     hybridize = sub.add_parser("hybridize", help=hybridize_cli.HELP, description=hybridize_cli.DESCRIPTION,
@@ -114,7 +120,8 @@ def cmd_run(opts) -> int:
     path = resolve_program(opts.program)
     if not 1 <= opts.hrt_cpus <= 64:
         raise UserError(f"--hrt-cpus must be between 1 and 64 (got {opts.hrt_cpus})")
-    machine = Machine(opts.mem, opts.hrt_mem, opts.hrt_cpus, trace=opts.trace)
+    machine = Machine(opts.mem, opts.hrt_mem, opts.hrt_cpus, trace=opts.trace, stats=opts.stats,
+                      console=opts.hrt_console)
     kernel = RosKernel(machine.memory, machine.ros, KernelOptions(trace=opts.trace))
     kernel.hypercall = machine.ros_hypercall
     argv = [os.fsencode(opts.program)] + [os.fsencode(a) for a in opts.args]
@@ -124,7 +131,10 @@ def cmd_run(opts) -> int:
     except ExecError as e:
         print(f"mvemu: cannot run '{opts.program}': {e}", file=sys.stderr)
         return 127 if e.errno == 2 else 126
-    return machine.run(kernel)
+    status = machine.run(kernel)
+    if opts.stats:
+        print(machine.channels.report(), file=sys.stderr)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

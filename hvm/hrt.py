@@ -79,6 +79,7 @@ class HrtCpu:
     mailbox: int = 0
     state: str = "off"                   # off, running, waiting (for work), halted, dead
     work: list = field(default_factory=list)
+    flush: int = 0                       # a TLB (1) or TLB and code (2) flush is due before it runs
 
 
 class Hrt:
@@ -105,6 +106,26 @@ class Hrt:
         self.selftests: dict[tuple[int, int], int] = {}   # (cpu, test id) -> 0 or failure code
         self.exceptions: list[tuple[int, int, int, int]] = []   # (cpu, vector, rip, error) reported
         self.console = bytearray()
+        # The AeroKernel's console reaches stderr with --trace or --hrt-console; otherwise it is
+        # kept (the last lines) and shown only if the HRT fails, so a hybridized program's stderr
+        # stays what the original's is.
+        self.show_console = trace
+        self.console_tail: list[str] = []
+
+    def console_line(self, line: str) -> None:
+        if self.show_console:
+            self.log(line)
+            return
+        self.console_tail = (self.console_tail + [line])[-40:]
+        if ": fatal " in line or "panic" in line:
+            self.flush_console()
+
+    def flush_console(self) -> None:
+        """Show the kept console lines (the HRT failed: they say why)."""
+        for line in self.console_tail:
+            self.log(line)
+        self.console_tail = []
+        self.show_console = True
 
     def _t(self, text: str) -> None:
         if self.trace:
@@ -220,6 +241,10 @@ class Hrt:
             v.set_reg("es", abi.HRT_KERNEL_DS)
             v.set_regs({"rsp": abi.HIGH_BASE + stack_top, "rip": self.image.entry, "rdi": info,
                         "rflags": 0x2})
+            # x87 and SSE as Linux starts a process (FNINIT control word, default MXCSR): HRT
+            # threads run program code, which must compute exactly as in the ROS.
+            v.uc.reg_write_batch([(x86.UC_X86_REG_FPCW, 0x37F), (x86.UC_X86_REG_FPSW, 0),
+                                  (x86.UC_X86_REG_FPTAG, 0xFFFF), (x86.UC_X86_REG_MXCSR, 0x1F80)])
             cpu.state = "running"
             self._t(f"HRT vCPU {cpu.index} started at {self.image.entry:#x} (rsp {abi.HIGH_BASE + stack_top:#x}, "
                     f"boot info {info:#x}, CR0 {abi.HRT_CR0:#x} with WP)")
@@ -250,12 +275,19 @@ class Hrt:
         self._t("unmerged: the HRT's lower half is empty again")
 
     def flush_tlbs(self, code: bool = False) -> None:
-        """The emulated TLB shootdown: drop what every HRT vCPU cached of the lower half."""
+        """The emulated TLB shootdown: every HRT vCPU drops what it cached of the lower half
+        before it runs again. (Done at that point, not here: a flush of one Unicorn instance
+        issued while another one runs -- the ROS vCPU, inside its hook -- does not take.)"""
         for cpu in self.cpus:
-            if cpu.vcpu is not None:
-                cpu.vcpu.flush_tlb()
-                if code:
-                    cpu.vcpu.flush_code()
+            cpu.flush = max(cpu.flush, 2 if code else 1)
+
+    def run_vcpu(self, cpu: HrtCpu) -> Exit:
+        if cpu.flush:
+            cpu.vcpu.flush_tlb()
+            if cpu.flush > 1:
+                cpu.vcpu.flush_code()
+            cpu.flush = 0
+        return cpu.vcpu.run()
 
     def create_thread(self, func: int, args: tuple[int, int, int], stack: int, fs_base: int,
                       channel: int, cpu: int = -1, partner: int = 0) -> int:
@@ -329,6 +361,7 @@ class Hrt:
             self._t(f"HRT vCPU {cpu.index} halted at {exit.rip:#x}")
             return
         cpu.state = "dead"
+        self.flush_console()
         self.log(f"mvemu: HRT vCPU {cpu.index} stopped: {exit.kind.value}"
                  + (f" vector {exit.vector}" if exit.kind in (ExitKind.EXCEPTION, ExitKind.BREAKPOINT) else "")
                  + f" at rip {exit.rip:#x} (error code {exit.error_code:#x}, cr2 {exit.cr2:#x})"
@@ -387,7 +420,7 @@ class HrtDispatch:
                 while b"\n" in hrt.console:
                     line, _, rest = bytes(hrt.console).partition(b"\n")
                     hrt.console = bytearray(rest)
-                    hrt.log(line.decode(errors="replace"))
+                    hrt.console_line(line.decode(errors="replace"))
                 result = len(data)
         elif name == "HRT_READY":
             hrt._t(f"HRT vCPU {cpu.index}: AeroKernel ready")
@@ -502,7 +535,7 @@ def selftest_main(path: str, mem_mb: int = 64, hrt_mb: int = 64, ncpus: int = 1,
         if not runnable or len(done) == ncpus:
             break
         for cpu in runnable:
-            hrt.on_exit(cpu, cpu.vcpu.run())
+            hrt.on_exit(cpu, hrt.run_vcpu(cpu))
     failed = [k for k, v in hrt.selftests.items() if v]
     print(f"selftests: {len(hrt.selftests)} reported, {len(failed)} failed; calls done {done}", file=sys.stderr)
     return 0 if hrt.selftests and not failed and len(done) == ncpus and all(r == 0 for r in done) else 1

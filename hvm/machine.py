@@ -46,7 +46,7 @@ class _Dispatch:
 
 class Machine:
     def __init__(self, mem_size: int, hrt_size: int = 0, hrt_cpus: int = 1, log=None, trace: bool = False,
-                 stats: bool = False):
+                 stats: bool = False, console: bool = False):
         self.memory = GuestMemory(mem_size + hrt_size)
         self.ros = self.memory.add_partition("ros", 0, mem_size)
         self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -55,10 +55,10 @@ class Machine:
         self.hrt: Hrt | None = None
         self._pending_calls: dict[int, Callable[[int], None]] = {}
         self.channels = Channels(self.memory, self.log, trace, stats)
+        self.console = console or trace
         if hrt_size:
             hpart = self.memory.add_partition("hrt", mem_size, hrt_size)
-            self.hrt = Hrt(self.memory, hpart, [self.ros, hpart], hrt_cpus, self.log, trace, self.channels)
-            self.hrt.on_call_done = self._call_done
+            self.hrt = self._new_hrt(hpart, [self.ros, hpart], hrt_cpus)
 
     def add_ros_vcpu(self, guest: GuestOS) -> Vcpu:
         dispatch = _Dispatch(guest.on_syscall, guest.on_exception, self.on_port_io)
@@ -158,6 +158,12 @@ class Machine:
             return -errno.ENOEXEC
         return -errno.ENOSYS
 
+    def _new_hrt(self, part, all_parts, ncpus: int) -> Hrt:
+        hrt = Hrt(self.memory, part, all_parts, ncpus, self.log, self.trace, self.channels)
+        hrt.show_console = self.console
+        hrt.on_call_done = self._call_done
+        return hrt
+
     def _make_hrt_vcpu(self, index: int, handler) -> Vcpu:
         vcpu = Vcpu(len(self.vcpus), self.memory, self.hrt.all_parts, handler)
         self.vcpus.append(vcpu)
@@ -179,8 +185,7 @@ class Machine:
             cb(-errno.ECANCELED)
         self._pending_calls.clear()
         self.channels.pending.clear()
-        self.hrt = Hrt(self.memory, hrt.part, hrt.all_parts, len(hrt.cpus), self.log, self.trace, self.channels)
-        self.hrt.on_call_done = self._call_done
+        self.hrt = self._new_hrt(hrt.part, hrt.all_parts, len(hrt.cpus))
         if clear:
             self.memory.zero(hrt.part.base, hrt.part.size)
         if self.trace:
@@ -207,12 +212,13 @@ class Machine:
             hrt = self.hrt
             if hrt is not None:
                 for cpu in hrt.runnable:
-                    others = len(hrt.runnable) > 1
-                    guest.time_slice(cpu.vcpu, lambda others=others: others or not guest.idle or guest.wants_cpu())
+                    # An HRT vCPU runs until it waits, halts or forwards an event: it is not
+                    # time-sliced (yet). An asynchronous stop of an HRT vCPU (the watchdog's
+                    # emu_stop from another host thread) was seen to corrupt a #PF delivery under
+                    # load; until that is understood, a spinning HRT thread starves the ROS.
                     t0 = clock()
-                    hrt.on_exit(cpu, cpu.vcpu.run())
+                    hrt.on_exit(cpu, hrt.run_vcpu(cpu))
                     stats.hrt_ns += clock() - t0
-                    guest.time_slice(None, None)
             if guest.idle and not guest.finished:
                 guest.reschedule(vcpu)             # waits for events when no vCPU has work
         return guest.exit_status

@@ -11,10 +11,11 @@ This module is the only place that knows about these fields.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import struct
 
-from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_64, Uc
+from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INTR, UC_MODE_64, Uc
 from unicorn.x86_const import (UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CR4, UC_X86_REG_CS,
                                UC_X86_REG_GDTR, UC_X86_REG_SS)
 
@@ -152,3 +153,52 @@ def register_file_address(uc: Uc) -> int | None:
         uc.reg_write(i, v)
     uc.reg_write(x86.UC_X86_REG_RIP, 0)
     return found if ok else None
+
+
+# -- exits at translation-block boundaries only ----------------------------------------------------
+# Unicorn emits a call to helper_check_exit_request after every guest load and store; when a stop
+# was requested (uc_emu_stop, e.g. the watchdog ending a time slice from another host thread) it
+# leaves the TB and restarts the *current instruction*, whose store has already happened: a
+# read-modify-write (add [m], 1; xchg; cmpxchg) runs twice. The check is left out of generated
+# code while the engine's `no_exit_request` flag is set (Unicorn uses it for ARM IT blocks); then a
+# stop takes effect at the next TB boundary, as in QEMU, and every memory access is also cheaper.
+# The flag sits in uc_struct as `bool hook_insert, first_tb, no_exit_request, init_done;` followed
+# by `sigjmp_buf jmp_bufs[64]` and `int nested_level`: find it by those neighbours.
+
+_SCAN = 40_000
+
+
+@functools.cache
+def no_exit_request_offset() -> int | None:
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(0x1000, 0x1000)
+    uc.mem_write(0x1000, b"\x90\x90\xf4")
+    handle = ctypes.cast(uc._uch, ctypes.c_void_p).value
+    snap = lambda: ctypes.string_at(handle, _SCAN)
+    before = snap()
+    uc.emu_start(0x1000, 0x1003)
+    after = snap()
+    inside: list[bytes] = []
+    uc.hook_add(UC_HOOK_CODE, lambda *_: inside.append(snap()), begin=0x1000, end=0x1000)
+    uc.emu_start(0x1000, 0x1003)
+    found = []
+    for o in range(0, _SCAN - 13_000, 8):
+        if after[o:o + 4] != b"\x00\x01\x00\x01" or before[o + 1] != 0:
+            continue                                   # first_tb is set by uc_emu_start
+        nested = o + 8 + 64 * _SIGJMP_BUF_SIZE
+        if _i32(after, nested) == 0 and _i32(inside[0], nested) == 1:
+            found.append(o + 2)
+    return found[0] if len(found) == 1 else None
+
+
+_SIGJMP_BUF_SIZE = 200                                   # glibc x86-64
+
+
+def exits_at_block_boundaries(uc: Uc, on: bool = True) -> bool:
+    """Set `no_exit_request` on this engine (before it translates code; code translated earlier
+    keeps its checks until flushed). False if the flag could not be located."""
+    off = no_exit_request_offset()
+    if off is None:
+        return False
+    ctypes.c_bool.from_address(ctypes.cast(uc._uch, ctypes.c_void_p).value + off).value = on
+    return True

@@ -98,6 +98,9 @@ class Vcpu:
         for part in partitions:
             self.uc.mem_map_ptr(part.base, part.size, UC_PROT_ALL, memory.host_address + part.base)
         self._old_exception_off, self._error_code_off = unicorn_quirks.offsets()
+        # Stops take effect at translation-block boundaries only (see unicorn_quirks): an
+        # asynchronous stop must never replay a read-modify-write.
+        self.block_exits = unicorn_quirks.exits_at_block_boundaries(self.uc)
         self._scratch_ctx = self.uc.context_save()
         self._pending: Exit | None = None
         self._hook_error: BaseException | None = None

@@ -50,7 +50,7 @@ def test_selftests_standalone(aerokernel, cpus):
 def test_ros_program_boots_and_calls_the_aerokernel(aerokernel, images, tmp_path, libc):
     syms = parse_image(aerokernel.read_bytes()).symbols
     add, cr0 = hex(syms["aerokernel_add"]), hex(syms["aerokernel_read_cr0"])
-    r = subprocess.run([sys.executable, "-m", "hvm", "run", str(images / f"hvm_client.{libc}"), str(aerokernel),
+    r = subprocess.run([sys.executable, "-m", "hvm", "run", "--hrt-console", str(images / f"hvm_client.{libc}"), str(aerokernel),
                         "selftest", "call", add, "5", "call", cr0, "0"],
                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -1,11 +1,12 @@
-/* Split execution lands here: boot the AeroKernel embedded in the fat binary, merge the address
- * spaces and run main as an HRT thread with this thread as its partner. Until it does, this stub
- * says "not possible here" and mv_main runs main in the ROS. */
+/* Split execution: run main in the HRT, with this thread as its partner (split.c does the work;
+ * here the fat binary's configuration is turned into its arguments). */
 #include "runtime.h"
+#include "split.h"
 
 int mv_hybrid_main(const struct mv_config *cfg, int hvm_fd, int argc, char **argv, char **envp,
                    int *status)
 {
-    (void)cfg, (void)hvm_fd, (void)argc, (void)argv, (void)envp, (void)status;
-    return -1;
+    const void *image = (const char *)cfg + cfg->image_off;
+    mv_main_fn main = (mv_main_fn)((unsigned long)cfg + cfg->main_off);
+    return mv_split_main(hvm_fd, image, cfg->image_len, main, argc, argv, envp, status);
 }

@@ -16,8 +16,8 @@
  *               SIGSEGV, as the original access would have natively
  *   exception   raise the signal Linux would have sent for it
  *   thread exit main() returned (or called SYS_exit): hand its status to __libc_start_main */
-#include "mvsys.h"
 #include "split.h"
+#include "syscall.h"
 
 #define PROT_READ 1
 #define PROT_WRITE 2
@@ -32,12 +32,12 @@
 
 static long hvm_ioctl(int fd, unsigned long cmd, long arg)
 {
-    return mv_syscall3(MV_SYS_ioctl, fd, cmd, arg);
+    return raw_syscall3(SYS_ioctl, fd, cmd, arg);
 }
 
 static void *map_anon(unsigned long size, int flags)
 {
-    long p = mv_syscall6(MV_SYS_mmap, 0, size, PROT_READ | PROT_WRITE,
+    long p = raw_syscall6(SYS_mmap, 0, size, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
     return p < 0 && p > -4096 ? 0 : (void *)p;
 }
@@ -89,7 +89,7 @@ int mv_split_main(int fd, const void *image, unsigned long image_len, mv_main_fn
     *--sp = 0;
     *--sp = (unsigned long)mv_hrt_return;
     unsigned long fs_base = 0;
-    mv_syscall3(MV_SYS_arch_prctl, ARCH_GET_FS, (long)&fs_base, 0);
+    raw_syscall3(SYS_arch_prctl, ARCH_GET_FS, (long)&fs_base, 0);
     struct hvm_ioc_thread th = {
         .func = (unsigned long)main, .arg0 = (unsigned long)argc, .arg1 = (unsigned long)argv,
         .arg2 = (unsigned long)envp, .stack = (unsigned long)sp, .fs_base = fs_base,
@@ -106,7 +106,7 @@ int mv_split_main(int fd, const void *image, unsigned long image_len, mv_main_fn
         if (kind == -EINTR)
             continue;                       /* a signal handler ran here; wait on */
         if (kind < 0)
-            mv_syscall3(MV_SYS_exit_group, 127, 0, 0);   /* the channel is gone: cannot go on */
+            raw_syscall3(SYS_exit_group, 127, 0, 0);   /* the channel is gone: cannot go on */
         cmd = HVM_IOC_COMPLETE_WAIT;
         switch (kind) {
         case HVM_EVENT_SYSCALL:
@@ -116,12 +116,12 @@ int mv_split_main(int fd, const void *image, unsigned long image_len, mv_main_fn
             replicate_access(ev->addr, ev->error);
             break;
         case HVM_EVENT_EXCEPTION:
-            mv_syscall3(MV_SYS_tgkill, mv_syscall3(MV_SYS_getpid, 0, 0, 0),
-                        mv_syscall3(MV_SYS_gettid, 0, 0, 0), vector_signal(ev->vector));
+            raw_syscall3(SYS_tgkill, raw_syscall3(SYS_getpid, 0, 0, 0),
+                        raw_syscall3(SYS_gettid, 0, 0, 0), vector_signal(ev->vector));
             break;
         case HVM_EVENT_THREAD_EXIT:
             if (ev->a0)                     /* SYS_exit: end now, no atexit handlers */
-                mv_syscall3(MV_SYS_exit_group, (long)ev->result, 0, 0);
+                raw_syscall3(SYS_exit_group, (long)ev->result, 0, 0);
             *status = (int)ev->result;
             return 0;
         default:

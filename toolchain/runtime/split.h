@@ -4,7 +4,7 @@
 #ifndef MV_SPLIT_H
 #define MV_SPLIT_H
 
-#include "hvm_abi.h"
+#include "runtime.h"
 
 typedef int (*mv_main_fn)(int, char **, char **);
 

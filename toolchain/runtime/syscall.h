@@ -3,8 +3,18 @@
 #ifndef MV_SYSCALL_H
 #define MV_SYSCALL_H
 
-#define SYS_close 3
+#define SYS_write 1
 #define SYS_open 2
+#define SYS_close 3
+#define SYS_mmap 9
+#define SYS_munmap 11
+#define SYS_ioctl 16
+#define SYS_getpid 39
+#define SYS_exit 60
+#define SYS_arch_prctl 158
+#define SYS_gettid 186
+#define SYS_exit_group 231
+#define SYS_tgkill 234
 
 #define O_RDWR 02
 #define O_CLOEXEC 02000000
@@ -20,6 +30,11 @@ static inline long raw_syscall6(long nr, long a1, long a2, long a3, long a4, lon
                      : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
                      : "rcx", "r11", "memory");
     return ret;
+}
+
+static inline long raw_syscall3(long nr, long a1, long a2, long a3)
+{
+    return raw_syscall6(nr, a1, a2, a3, 0, 0, 0);
 }
 
 static inline int sys_open(const char *path, int flags)
