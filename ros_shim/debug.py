@@ -73,6 +73,8 @@ class RosDebugView:
         return out
 
     def thread_on(self, vcpu: Vcpu) -> int | None:
+        if vcpu not in self.k.vcpus and self.k.vcpus:
+            return None
         t = self.k.current
         return t.tid if t is not None and t.state != DEAD else None
 
@@ -89,13 +91,16 @@ class RosDebugView:
             return False
         return t.proc.mm.fault(va, PF_U | (PF_W if write else 0))
 
-    def signal_for_exit(self, vcpu: Vcpu, exit: Exit) -> int | None:
+    def signal_for_exit(self, vcpu: Vcpu, exit: Exit) -> tuple[int, bytes] | None:
+        if vcpu not in self.k.vcpus:
+            return None
         t = self.k.current
         if t is None or t.state == DEAD or getattr(t, "oom", False):
-            return None
+            return None                       # (out of memory is a SIGKILL: no stop, as on Linux)
         if exit.kind in (ExitKind.SYSCALL, ExitKind.BUDGET, ExitKind.DEBUG):
             return None
-        return self.k.fault_signal_of(t, exit)[0]
+        sig, code, addr, _what = self.k.fault_signal_of(t, exit)
+        return sig, signals.SigInfo(sig, code, addr=addr).pack()
 
     def post_signal(self, tid: int, signal: int) -> None:
         t = self._find(tid)

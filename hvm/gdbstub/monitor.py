@@ -7,8 +7,9 @@
     monitor aerokernel       the gdb command that loads the AeroKernel's symbols
     monitor help             this list
 
-ADDR and LEN are numbers (0x for hex) or, for pt, a gdb expression evaluated first by gdb is not
-possible here: give the value (`monitor pt 0x7ffffffde000`; in gdb `eval "monitor pt %p", $sp`).
+gdb passes the text of a monitor command as it is, without evaluating it: ADDR and LEN are numbers
+(0x for hex) or a register of the selected thread ($sp, $pc, $rax, $cr3, ...); for any other
+expression let gdb do the arithmetic: `eval "monitor pt %p", &counter`.
 """
 from __future__ import annotations
 
@@ -32,11 +33,23 @@ def _flags(entry: int, level: int) -> str:
     return " ".join(names) if names else "-"
 
 
-def _number(text: str) -> int:
+_ALIASES = {"pc": "rip", "sp": "rsp", "fp": "rbp"}
+
+
+def _number(text: str, target=None, tid: int = 0) -> int:
+    """A number (0x for hex), or $REGISTER of the selected thread ($sp, $pc, $rax, $cr3 ...)."""
+    if text.startswith("$") and target is not None:
+        from . import regs
+        name = _ALIASES.get(text[1:], text[1:])
+        if name in regs.NUMBER:
+            value = target.read_registers(tid)[regs.NUMBER[name]]
+            if isinstance(value, int):
+                return value
+        raise TargetError(f"no register {text} (give a number, or $sp, $pc, $rax, ...)")
     try:
         return int(text, 0)
     except ValueError:
-        raise TargetError(f"not a number: {text!r}")
+        raise TargetError(f"not a number: {text!r} (give a number such as 0x401000, or $sp)")
 
 
 def page_walk(mem, cr3: int, va: int) -> list[str]:
@@ -102,19 +115,26 @@ def _hvm(target) -> list[str]:
 
 
 def run_monitor_command(target, tid: int, command: str) -> str:
+    try:
+        return _run(target, tid, command)
+    except TargetError as e:
+        return f"monitor {command}: {e}\n"
+
+
+def _run(target, tid: int, command: str) -> str:
     words = command.split()
     if not words or words[0] == "help":
         return _HELP
     cmd, args = words[0], words[1:]
     mem = target.machine.memory
     if cmd == "pt" and len(args) == 1:
-        va = _number(args[0])
+        va = _number(args[0], target, tid)
         t = target._thread(tid)
         head = f"page walk of {va:#x} for thread {tid} ({t.description})"
         return "\n".join([head] + page_walk(mem, t.cr3, va)) + "\n"
     if cmd == "phys" and 1 <= len(args) <= 2:
-        pa = _number(args[0])
-        n = _number(args[1]) if len(args) == 2 else 64
+        pa = _number(args[0], target, tid)
+        n = _number(args[1], target, tid) if len(args) == 2 else 64
         if not 0 < n <= 4096 or pa < 0 or pa + n > mem.size:
             return f"phys: [{pa:#x}, {pa + n:#x}) is not inside guest memory (0 to {mem.size:#x}), or LEN is not 1..4096\n"
         return "\n".join(_hexdump(pa, mem.read(pa, n))) + "\n"

@@ -340,7 +340,7 @@ def _h_vkill(s: Session, _args) -> bytes:
 
 
 def _h_supported(_s: Session, _args) -> bytes:
-    return (b"PacketSize=%x;qXfer:features:read+;qXfer:exec-file:read+;qXfer:auxv:read+;"
+    return (b"PacketSize=%x;qXfer:features:read+;qXfer:exec-file:read+;qXfer:auxv:read+;qXfer:siginfo:read+;"
             b"swbreak+;hwbreak+;QStartNoAckMode+;vContSupported+" % PACKET_SIZE)
 
 
@@ -390,6 +390,14 @@ def _h_xfer_exec_file(s: Session, args) -> bytes:
 def _h_xfer_auxv(s: Session, args) -> bytes:
     _annex, offset, length = args
     data = s.target.auxv(s.thread(s.general_thread))
+    if data is None:
+        return error(_errno.ENOENT)
+    return _xfer(data, offset, length)
+
+
+def _h_xfer_siginfo(s: Session, args) -> bytes:
+    _annex, offset, length = args
+    data = s.target.signal_info(s.thread(s.general_thread))
     if data is None:
         return error(_errno.ENOENT)
     return _xfer(data, offset, length)
@@ -449,6 +457,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("qXfer:features:read:", "S:L,L", None),          # replaced below (annex is text)
     Command("qXfer:exec-file:read:", "S:L,L", None),
     Command("qXfer:auxv:read:", "S:L,L", None),
+    Command("qXfer:siginfo:read:", "S:L,L", None),
     Command("qAttached", "S", _h_attached),
     Command("qRcmd,", "H", _h_monitor),
     Command("qSymbol:", "S", _h_symbol),
@@ -467,7 +476,8 @@ def _xfer_command(name: str, handler) -> Command:
 COMMANDS = tuple(
     _xfer_command(c.name, {"qXfer:features:read:": _h_xfer_features,
                            "qXfer:exec-file:read:": _h_xfer_exec_file,
-                           "qXfer:auxv:read:": _h_xfer_auxv}[c.name]) if c.handler is None else c
+                           "qXfer:auxv:read:": _h_xfer_auxv,
+                           "qXfer:siginfo:read:": _h_xfer_siginfo}[c.name]) if c.handler is None else c
     for c in COMMANDS)
 
 

@@ -122,7 +122,8 @@ class GuestDebugView(Protocol):
     def threads(self) -> list[GuestThread]: ...
     def thread_on(self, vcpu: Vcpu) -> int | None: ...          # whose state the vCPU holds
     def page_in(self, tid: int, va: int, write: bool) -> bool: ...
-    def signal_for_exit(self, vcpu: Vcpu, exit: Exit) -> int | None: ...   # the signal a fault raises
+    def signal_for_exit(self, vcpu: Vcpu, exit: Exit) -> tuple[int, bytes] | None: ...  # a fault's
+    #     signal and siginfo_t, or None if the exit is not a fault that becomes a signal
     def post_signal(self, tid: int, signal: int) -> None: ...
     def kill_all(self) -> None: ...
     def exit_status(self) -> tuple[int | None, int | None]: ...  # (exit code, killing signal)
@@ -191,6 +192,7 @@ class MachineTarget:
         self.current = 0                               # the thread of the last stop
         self._after_watch: tuple[int, StopEvent] | None = None   # stepping past a watched access
         self._threads_cache: dict[int, GuestThread] | None = None
+        self.siginfo: dict[int, bytes] = {}           # tid -> siginfo_t of the fault it stopped on
         self.detached = False
 
     # -- threads ---------------------------------------------------------------------------------
@@ -439,12 +441,16 @@ class MachineTarget:
         """A guest fault about to become a signal (SIGSEGV, SIGILL, ...): stop first, as ptrace does."""
         if exit.kind in (ExitKind.SYSCALL, ExitKind.BUDGET, ExitKind.DEBUG):
             return None
-        sig = self.guest.signal_for_exit(vcpu, exit)
         tid = self.guest.thread_on(vcpu)
-        if sig is None or tid is None:
+        if tid is None:
+            return None                       # not the guest OS's vCPU (an HRT vCPU: its own exits)
+        fault = self.guest.signal_for_exit(vcpu, exit)
+        if fault is None:
             return None
         self.invalidate()
-        return self._stopped(StopEvent(tid, sig))
+        event = self._stopped(StopEvent(tid, fault[0]))
+        self.siginfo[tid] = fault[1]
+        return event
 
     def interrupt_stop(self) -> StopEvent:
         """gdb's Ctrl-C arrived while no vCPU was running (the guest was waiting)."""
@@ -455,6 +461,7 @@ class MachineTarget:
     def _stopped(self, event: StopEvent) -> StopEvent:
         self.current = event.thread
         self.run = _Pending()
+        self.siginfo = {}
         return event
 
     def exit_event(self) -> StopEvent:
@@ -498,6 +505,9 @@ class MachineTarget:
     # -- information -----------------------------------------------------------------------------
     def exec_file(self, pid: int | None) -> str:
         return self.guest.exe(pid)
+
+    def signal_info(self, tid: int) -> bytes | None:
+        return self.siginfo.get(tid)
 
     def auxv(self, tid: int) -> bytes | None:
         t = self._all().get(tid)
