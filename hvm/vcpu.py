@@ -312,7 +312,7 @@ class Vcpu:
                         watch: tuple = ()) -> None:
         """Arm (or with nothing, disarm) guest debugging: stop before executing any virtual address
         in `breakpoints`, consult `debug.on_code` before every instruction while `step`, and
-        `debug.on_watch` on accesses to the guest-physical ranges in `watch`, a tuple of
+        `debug.on_watch` on accesses that may overlap the guest-physical ranges in `watch`, a tuple of
         (first, last, "r"|"w"|"rw"). Nothing costs anything while disarmed.
 
         Unicorn puts hook calls into code when it translates it, so a change of breakpoints or
@@ -334,6 +334,9 @@ class Vcpu:
             for addr in sorted(breakpoints):
                 self._debug_hooks.append(self._hook(ucc.UC_HOOK_CODE, code_cb, begin=addr, end=addr))
         for first, last, access in watch:
+            # Unicorn matches an access by its first byte only: start early enough to see any access
+            # that overlaps the range (at most 16 bytes long); on_watch checks the overlap.
+            first = max(0, first - 15)
             if "w" in access:
                 self._debug_hooks.append(self._hook(ucc.UC_HOOK_MEM_WRITE, mem_cb, begin=first, end=last))
             if "r" in access:
