@@ -146,7 +146,7 @@ def _run(target, tid: int, command: str) -> str:
         if target.machine.hrt is not None:
             target.machine.hrt.trace = on
         target.guest.set_trace(on)
-        return f"trace {'on' if on else 'off'}: system calls and HVM steps go to mvemu's stderr\n"
+        return ("trace on: system calls and HVM steps go to mvemu's stderr\n" if on else "trace off\n")
     if cmd == "aerokernel" and not args:
         path = _AEROKERNEL_ELF if os.path.exists(_AEROKERNEL_ELF) else "aerokernel/build/aerokernel.elf"
         return (f"add-symbol-file {path}\n"
