@@ -106,6 +106,9 @@ class RosDebugView:
         t = self._find(tid)
         if t is not None:
             self.k.post_signal(t.proc, signals.SigInfo(signal, signals.SI_USER), thread=t)
+            if t is self.k.current and self.k.vcpus:
+                # Delivered at the next reschedule: end the slice now (as a time slice would).
+                self.k.vcpus[0].preempt_requested = True
 
     def kill_all(self) -> None:
         k = self.k

@@ -153,13 +153,21 @@ def test_kill(gdb):
 
 def test_segfault_stops_with_siginfo_then_kills_the_program(gdb):
     s = Session(gdb, "guest_images/build/crasher.glibc", ["segv"], cwd=REPO, commands=[
-        "continue", "p $_siginfo.si_signo", "p $_siginfo._sifields._sigfault.si_addr", "continue"])
+        "continue", "p $_siginfo.si_signo", "p $_siginfo._sifields._sigfault.si_addr", "signal 0", "continue"])
     out = s.out
-    assert "Program received signal SIGSEGV, Segmentation fault." in out, s
+    # `signal 0` suppresses the signal: the store runs again and faults again
+    assert out.count("Program received signal SIGSEGV, Segmentation fault.") == 2, s
     assert re.search(r"in main .* at src/crasher.c:\d+\n\d+\s+\*\(volatile int \*\)bad_write_addr = 1;", out), s
     assert "$1 = 11\n$2 = (void *) 0x10\n" in out, s
     assert "Program terminated with signal SIGSEGV, Segmentation fault." in out, s
     assert s.status == 139, s
+
+
+def test_gdb_can_deliver_another_signal_instead(gdb):
+    s = Session(gdb, "guest_images/build/crasher.glibc", ["segv"], cwd=REPO, commands=["continue", "signal SIGUSR1"])
+    assert "Program received signal SIGSEGV" in s.out, s
+    assert "Program terminated with signal SIGUSR1, User defined signal 1." in s.out, s
+    assert s.status == 128 + 10, s
 
 
 def test_ctrl_c_stops_a_computing_program(gdb):

@@ -136,7 +136,8 @@ def _run(target, tid: int, command: str) -> str:
         pa = _number(args[0], target, tid)
         n = _number(args[1], target, tid) if len(args) == 2 else 64
         if not 0 < n <= 4096 or pa < 0 or pa + n > mem.size:
-            return f"phys: [{pa:#x}, {pa + n:#x}) is not inside guest memory (0 to {mem.size:#x}), or LEN is not 1..4096\n"
+            return (f"phys: [{pa:#x}, {pa + n:#x}) is not inside guest memory (0 to {mem.size:#x}), "
+                    f"or LEN is not 1..4096\n")
         return "\n".join(_hexdump(pa, mem.read(pa, n))) + "\n"
     if cmd == "hvm" and not args:
         return "\n".join(_hvm(target)) + "\n"

@@ -340,8 +340,8 @@ def _h_vkill(s: Session, _args) -> bytes:
 
 
 def _h_supported(_s: Session, _args) -> bytes:
-    return (b"PacketSize=%x;qXfer:features:read+;qXfer:exec-file:read+;qXfer:auxv:read+;qXfer:siginfo:read+;"
-            b"swbreak+;hwbreak+;QStartNoAckMode+;vContSupported+" % PACKET_SIZE)
+    return (b"PacketSize=%x;qXfer:features:read+;qXfer:exec-file:read+;qXfer:auxv:read+;"
+            b"qXfer:siginfo:read+;swbreak+;hwbreak+;QStartNoAckMode+;vContSupported+" % PACKET_SIZE)
 
 
 def _h_no_ack(s: Session, _args) -> bytes:
@@ -423,7 +423,21 @@ def _h_empty(_s: Session, _args) -> bytes:
     return b""
 
 
-# Longer names first where one is a prefix of another (qsThreadInfo vs qs..., vCont? vs vCont;).
+def _xfer_command(name: str, handler) -> Command:
+    """qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH: the annex is text up to the last ':'."""
+    def parse(s: Session, args) -> bytes:
+        annex, _, rest = args[0].rpartition(":")
+        offset, _, length = rest.partition(",")
+        return handler(s, [annex, hex_int(offset), hex_int(length)])
+    return Command(name, "S", parse)
+
+
+def _h_set_thread_packet(s: Session, args) -> bytes:
+    text = args[0]
+    return _h_set_thread(s, [(text[:1], parse_thread_id(text[1:].encode()))])
+
+
+# A packet goes to the entry with the longest name it starts with whose schema parses it.
 COMMANDS: tuple[Command, ...] = (
     Command("?", "", _h_stop_reason),
     Command("g", "", _h_read_registers),
@@ -434,7 +448,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("M", "L,L:H", _h_write_memory),
     Command("M", "L,L:", lambda s, a: _h_write_memory(s, a + [b""])),
     Command("X", "L,L:B", _h_write_memory),
-    Command("H", "S", lambda s, a: _h_set_thread(s, [(a[0][:1], parse_thread_id(a[0][1:].encode()))])),
+    Command("H", "S", _h_set_thread_packet),
     Command("T", "T", _h_thread_alive),
     Command("Z", "L,L,L", _h_breakpoint(True)),
     Command("z", "L,L,L", _h_breakpoint(False)),
@@ -454,31 +468,14 @@ COMMANDS: tuple[Command, ...] = (
     Command("qfThreadInfo", "", _h_first_thread),
     Command("qsThreadInfo", "", _h_next_thread),
     Command("qThreadExtraInfo,", "T", _h_extra_info),
-    Command("qXfer:features:read:", "S:L,L", None),          # replaced below (annex is text)
-    Command("qXfer:exec-file:read:", "S:L,L", None),
-    Command("qXfer:auxv:read:", "S:L,L", None),
-    Command("qXfer:siginfo:read:", "S:L,L", None),
+    _xfer_command("qXfer:features:read:", _h_xfer_features),
+    _xfer_command("qXfer:exec-file:read:", _h_xfer_exec_file),
+    _xfer_command("qXfer:auxv:read:", _h_xfer_auxv),
+    _xfer_command("qXfer:siginfo:read:", _h_xfer_siginfo),
     Command("qAttached", "S", _h_attached),
     Command("qRcmd,", "H", _h_monitor),
     Command("qSymbol:", "S", _h_symbol),
 )
-
-
-def _xfer_command(name: str, handler) -> Command:
-    """qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH: the annex is text up to the last ':'."""
-    def parse(s: Session, args) -> bytes:
-        annex, _, rest = args[0].rpartition(":")
-        offset, _, length = rest.partition(",")
-        return handler(s, [annex, hex_int(offset), hex_int(length)])
-    return Command(name, "S", parse)
-
-
-COMMANDS = tuple(
-    _xfer_command(c.name, {"qXfer:features:read:": _h_xfer_features,
-                           "qXfer:exec-file:read:": _h_xfer_exec_file,
-                           "qXfer:auxv:read:": _h_xfer_auxv,
-                           "qXfer:siginfo:read:": _h_xfer_siginfo}[c.name]) if c.handler is None else c
-    for c in COMMANDS)
 
 
 def _lookup(payload: bytes) -> list[Command]:
