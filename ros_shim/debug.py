@@ -7,6 +7,8 @@ vCPU, a thread switched out has them in its saved context, and a thread that has
 """
 from __future__ import annotations
 
+import time
+
 from hvm.gdbstub.target import FixedRegisters, GuestThread, LiveRegisters, SavedRegisters
 from hvm.vcpu import MSR_EFER, Exit, ExitKind, Vcpu
 
@@ -138,3 +140,12 @@ class RosDebugView:
 
     def kick(self) -> None:
         self.k.kick()
+
+    def resumed(self) -> None:
+        """A debugger stop is over: a stop does not end the running thread's time slice (the
+        watchdog may have asked for a switch meanwhile), a new slice starts now."""
+        w = self.k.watchdog
+        if w is not None:
+            w.slice_start = time.monotonic()
+        for v in self.k.vcpus:
+            v.preempt_requested = False

@@ -167,6 +167,8 @@ class GdbServer:
         else:
             self.session.stop_reply(event)
         self._serve()
+        if self.active:
+            self.guest.resumed()          # the time gdb held the machine is nobody's time slice
 
     def _deliver_signals(self, skip: int | None = None) -> None:
         """Signals gdb asked for on resuming (`signal SIGUSR1`, or passing on a fault it reported)."""

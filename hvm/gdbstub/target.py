@@ -131,6 +131,7 @@ class GuestDebugView(Protocol):
     def auxv(self, tid: int) -> bytes | None: ...
     def set_trace(self, on: bool) -> None: ...
     def kick(self) -> None: ...                                  # leave a wait for events (any host thread)
+    def resumed(self) -> None: ...                               # the debugger let the machine go on
 
 
 # -- stepping ----------------------------------------------------------------------------------------------
