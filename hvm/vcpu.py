@@ -186,7 +186,7 @@ class Vcpu:
         # Guest debugging (set_guest_debug): nothing is hooked until a debugger arms something.
         self._debug: GuestDebug | None = None
         self._debug_armed = (frozenset(), False, ())
-        self._debug_hooks: list[ctypes.c_size_t] = []
+        self._debug_hooks: tuple[list, list] = ([], [])       # (code hooks, memory hooks)
         self._debug_callbacks = [_CODE_CB(self._on_code), _MEM_CB(self._on_mem)]
         self._undo: list[tuple[int, bytes]] = []
         self.debug_stop_requested = False
@@ -319,31 +319,37 @@ class Vcpu:
         stepping drops the translated code (DESIGN.md section 9), and any memory hook sends every
         load and store of code translated meanwhile through a slow path, so the first watchpoint
         and the removal of the last one drop it too. Watched ranges may move without that."""
-        breakpoints = frozenset(breakpoints)
-        armed = (breakpoints, bool(step), tuple(watch))
-        if debug is self._debug and armed == self._debug_armed:
+        breakpoints, step, watch = frozenset(breakpoints), bool(step), tuple(watch)
+        if debug is self._debug and (breakpoints, step, watch) == self._debug_armed:
             return
         old_bps, old_step, old_watch = self._debug_armed
-        for handle in self._debug_hooks:
-            uclib.uc_hook_del(self._h, handle)
-        self._debug_hooks = []
         code_cb, mem_cb = self._debug_callbacks
-        if step:
-            self._debug_hooks.append(self._hook(ucc.UC_HOOK_CODE, code_cb))
-        else:
-            for addr in sorted(breakpoints):
-                self._debug_hooks.append(self._hook(ucc.UC_HOOK_CODE, code_cb, begin=addr, end=addr))
-        for first, last, access in watch:
-            # Unicorn matches an access by its first byte only: start early enough to see any access
-            # that overlaps the range (at most 16 bytes long); on_watch checks the overlap.
-            first = max(0, first - 15)
-            if "w" in access:
-                self._debug_hooks.append(self._hook(ucc.UC_HOOK_MEM_WRITE, mem_cb, begin=first, end=last))
-            if "r" in access:
-                self._debug_hooks.append(self._hook(ucc.UC_HOOK_MEM_READ, mem_cb, begin=first, end=last))
-        self._debug = debug if (breakpoints or step or watch) else None
-        self._debug_armed = armed if self._debug is not None else (frozenset(), False, ())
-        if (old_bps, old_step, bool(old_watch)) != (breakpoints, bool(step), bool(watch)):
+        code_hooks, mem_hooks = self._debug_hooks
+        if (breakpoints, step) != (old_bps, old_step):
+            for handle in code_hooks:
+                uclib.uc_hook_del(self._h, handle)
+            code_hooks.clear()
+            if step:
+                code_hooks.append(self._hook(ucc.UC_HOOK_CODE, code_cb))
+            else:
+                for addr in sorted(breakpoints):
+                    code_hooks.append(self._hook(ucc.UC_HOOK_CODE, code_cb, begin=addr, end=addr))
+        if watch != old_watch:
+            for handle in mem_hooks:
+                uclib.uc_hook_del(self._h, handle)
+            mem_hooks.clear()
+            for first, last, access in watch:
+                # Unicorn matches an access by its first byte only: start early enough to see any
+                # access that overlaps the range (at most 16 bytes long); on_watch checks the overlap.
+                first = max(0, first - 15)
+                if "w" in access:
+                    mem_hooks.append(self._hook(ucc.UC_HOOK_MEM_WRITE, mem_cb, begin=first, end=last))
+                if "r" in access:
+                    mem_hooks.append(self._hook(ucc.UC_HOOK_MEM_READ, mem_cb, begin=first, end=last))
+        armed = breakpoints or step or watch
+        self._debug = debug if armed else None
+        self._debug_armed = (breakpoints, step, watch)
+        if (old_bps, old_step, bool(old_watch)) != (breakpoints, step, bool(watch)):
             self.flush_code()
 
     def _on_code(self, _uc, addr, _size, _user) -> None:

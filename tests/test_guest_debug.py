@@ -56,7 +56,7 @@ def test_breakpoint_stops_before_the_instruction(m):
     assert d.code == [KCODE + 6]                         # hooked there only
     m.vcpu.set_guest_debug(None)
     assert m.run().kind is ExitKind.HALT and m.vcpu.reg("rcx") == 3
-    assert m.vcpu._debug is None and m.vcpu._debug_hooks == []
+    assert m.vcpu._debug is None and m.vcpu._debug_hooks == ([], [])
 
 
 def test_breakpoint_in_code_translated_before(m):
