@@ -129,6 +129,22 @@ def test_watchpoints_on_a_global(gdb):
     assert s.status == 36 and "counter 3" in s.stdout, s
 
 
+def test_watchpoint_follows_the_page_through_fork_and_copy_on_write(gdb, tmp_path):
+    """The watch hook is on a physical frame: after fork the parent's write breaks copy-on-write
+    (or takes the page back) and the frame changes; the child writes its own copy. Every write is
+    seen, in the thread that made it."""
+    prog = tmp_path / "cow_watch"
+    subprocess.run(["gcc", "-static", "-g", "-O0", "-o", str(prog), str(REPO / "tests" / "c" / "cow_watch.c")],
+                   check=True)
+    s = Session(gdb, prog, cwd=tmp_path, commands=["break main", "continue", "watch value"] + ["continue"] * 5)
+    changes = re.findall(r"Old value = (\d+)\nNew value = (\d+)", s.out)
+    # gdb sees one address space: the child's copy and the parent's are the same variable to it.
+    assert changes == [("1", "2"), ("2", "100"), ("100", "3"), ("3", "4")], s
+    assert re.search(r"\[Switching to Thread 1001\]\n\nThread 2 hit Hardware watchpoint 2: value\n\n"
+                     r"Old value = 2\nNew value = 100", s.out), s
+    assert s.status == 0 and s.stdout == "value 4\n", s
+
+
 def test_info_threads_lists_every_ros_thread(gdb):
     s = Session(gdb, "guest_images/build/threads.glibc", cwd=REPO, commands=[
         "break barrier_sum", "continue", "info threads", "p $_thread", "delete", "continue"])
