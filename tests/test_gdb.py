@@ -5,7 +5,6 @@ a static-pie program, a breakpoint in ring 0 on an HRT vCPU, the exit status, an
 twice giving the same output. gdb comes from Debian's `gdb` package (guest_images installs it)."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal

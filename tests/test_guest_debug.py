@@ -10,7 +10,7 @@ import struct
 import pytest
 
 from hvm.vcpu import ExitKind
-from test_vcpu import HLT, KCODE, KDATA, Machine, mov_rax, mov_rbx
+from test_vcpu import HLT, KCODE, KDATA, Machine, mov_rbx
 
 INC_RCX = b"\x48\xff\xc1"                        # inc rcx
 ADD_MEM_1 = b"\x48\x83\x03\x01"                  # add qword [rbx], 1

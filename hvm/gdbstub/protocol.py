@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import packets, regs
-from .interface import WATCH_REASON, ResumeAction, StopEvent, Target, TargetError
+from .interface import ResumeAction, StopEvent, Target, TargetError
 from .packets import PacketError, from_hex, hex_int, to_hex
 
 PACKET_SIZE = 0x4000

@@ -20,7 +20,6 @@ ptrace does on Linux (so `print` of an untouched global reads 0 instead of faili
 from __future__ import annotations
 
 import errno
-import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
