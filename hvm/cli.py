@@ -21,6 +21,8 @@ examples:
   mvemu run ./hello world              run a static x86-64 program on the ROS
   mvemu run --trace ./prog < in.txt    ... printing every system call, strace-style
   mvemu run --mem 2G ./big             give the guest 2 GiB of RAM
+  mvemu run --gdb 1234 ./prog          debug it: in another terminal, gdb ./prog and then
+                                       (gdb) target remote localhost:1234
 
 The program's stdin/stdout/stderr, arguments, environment and exit status pass through
 as if it ran natively. A program killed by a signal makes mvemu exit with 128+signal
@@ -30,6 +32,16 @@ as if it ran natively. A program killed by a signal makes mvemu exit with 128+si
 
 class UserError(Exception):
     """A mistake on the command line: reported as one line, never a traceback."""
+
+
+def parse_port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port '{text}' (a number from 0 to 65535)")
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} out of range (0 to 65535)")
+    return port
 
 
 def parse_hrt_size(text: str) -> int:
@@ -85,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stats", action="store_true",
                      help="at exit, print the Multiverse statistics on stderr: forwarded system calls, "
                           "page faults and exceptions, merges, TLB shootdowns, host time per side")
+    run.add_argument("--gdb", type=parse_port, metavar="PORT",
+                     help="serve the GDB remote protocol on localhost:PORT (0: any free port, printed "
+                          "on stderr) and wait for gdb before the program's first instruction, as "
+                          "qemu -g does; every ROS thread (and HRT vCPU) is a gdb thread, "
+                          "'monitor help' lists the machine-level commands (see docs/gdb.md)")
+    run.add_argument("--gdb-wait", action="store_true",
+                     help="stop before the first instruction until gdb connects; this is what --gdb "
+                          "always does, the option only says so explicitly")
     run.add_argument("program", metavar="PROGRAM", help="the program to run (a path, or a name looked up in PATH)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments passed to the program")
     hybridize = sub.add_parser("hybridize", help=hybridize_cli.HELP, description=hybridize_cli.DESCRIPTION,
@@ -120,6 +140,15 @@ def cmd_run(opts) -> int:
     path = resolve_program(opts.program)
     if not 1 <= opts.hrt_cpus <= 64:
         raise UserError(f"--hrt-cpus must be between 1 and 64 (got {opts.hrt_cpus})")
+    if opts.gdb_wait and opts.gdb is None:
+        raise UserError("--gdb-wait needs --gdb PORT")
+    server = None
+    if opts.gdb is not None:
+        from .gdbstub.server import GdbServer
+        try:
+            server = GdbServer(opts.gdb)
+        except OSError as e:
+            raise UserError(f"--gdb {opts.gdb}: cannot listen on localhost:{opts.gdb}: {e.strerror or e}")
     machine = Machine(opts.mem, opts.hrt_mem, opts.hrt_cpus, trace=opts.trace, stats=opts.stats,
                       console=opts.hrt_console)
     kernel = RosKernel(machine.memory, machine.ros, KernelOptions(trace=opts.trace))
@@ -131,6 +160,10 @@ def cmd_run(opts) -> int:
     except ExecError as e:
         print(f"mvemu: cannot run '{opts.program}': {e}", file=sys.stderr)
         return 127 if e.errno == 2 else 126
+    if server is not None:
+        from ros_shim.debug import RosDebugView
+        server.attach(machine, RosDebugView(kernel))
+        machine.debugger = server
     status = machine.run(kernel)
     if opts.stats:
         print(machine.channels.report(), file=sys.stderr)

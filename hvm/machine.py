@@ -53,6 +53,7 @@ class Machine:
         self.trace = trace
         self.vcpus: list[Vcpu] = []
         self.hrt: Hrt | None = None
+        self.debugger = None                  # a gdb stub (hvm.gdbstub.server.GdbServer), if any
         self._pending_calls: dict[int, Callable[[int], None]] = {}
         self.channels = Channels(self.memory, self.log, trace, stats)
         self.console = console or trace
@@ -167,6 +168,8 @@ class Machine:
     def _make_hrt_vcpu(self, index: int, handler) -> Vcpu:
         vcpu = Vcpu(len(self.vcpus), self.memory, self.hrt.all_parts, handler)
         self.vcpus.append(vcpu)
+        if self.debugger is not None:
+            self.debugger.add_vcpu(vcpu)          # breakpoints and watchpoints apply to it too
         return vcpu
 
     def _call_done(self, cpu, result: int) -> None:
@@ -195,19 +198,27 @@ class Machine:
     def run(self, guest: GuestOS) -> int:
         """Boot `guest` on a ROS vCPU and run every vCPU until the guest finishes; its exit status.
 
-        One host thread, a fixed order: the ROS vCPU until it blocks or its slice ends, then each
-        HRT vCPU with work until it waits or its slice ends. A slice ends (the guest's watchdog)
-        only when another vCPU has work, so a lone vCPU runs without interruption."""
+        One host thread, a fixed order: the ROS vCPU until it blocks or its slice ends (the guest's
+        watchdog ends a slice only when another vCPU has work), then each HRT vCPU with work until
+        it waits, halts or forwards an event."""
         vcpu = self.add_ros_vcpu(guest)
         guest.hvm_busy = lambda: bool(self.hrt and self.hrt.runnable)
         self.channels.notify_ros = guest.hvm_event
-        guest.boot(vcpu)
+        dbg = self.debugger
+        if dbg is not None:
+            dbg.start()                            # gdb attaches before the first instruction
+        if not guest.finished:
+            guest.boot(vcpu)
         stats = self.channels.stats
         clock = time.perf_counter_ns
         while not guest.finished:
+            if dbg is not None:
+                dbg.poll()                         # gdb's Ctrl-C while the guest waits for events
             if not guest.idle:
                 t0 = clock()
-                guest.on_exit(vcpu, vcpu.run())
+                exit = vcpu.run()
+                if dbg is None or not dbg.on_exit(vcpu, exit):     # a debugger's stop or a fault it shows
+                    guest.on_exit(vcpu, exit)
                 stats.ros_ns += clock() - t0
             hrt = self.hrt
             if hrt is not None:
@@ -217,8 +228,12 @@ class Machine:
                     # emu_stop from another host thread) was seen to corrupt a #PF delivery under
                     # load; until that is understood, a spinning HRT thread starves the ROS.
                     t0 = clock()
-                    hrt.on_exit(cpu, hrt.run_vcpu(cpu))
+                    exit = hrt.run_vcpu(cpu)
+                    if dbg is None or not dbg.on_exit(cpu.vcpu, exit):
+                        hrt.on_exit(cpu, exit)
                     stats.hrt_ns += clock() - t0
             if guest.idle and not guest.finished:
                 guest.reschedule(vcpu)             # waits for events when no vCPU has work
+        if dbg is not None:
+            dbg.finish(guest.exit_status)
         return guest.exit_status

@@ -32,6 +32,9 @@ _END = 0xFFFF_FFFF_FFFF_FFFF      # an address emulation never reaches: run unti
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _OUT_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_CODE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+_MEM_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64, ctypes.c_int, ctypes.c_int64,
+                           ctypes.c_void_p)
 
 # Register names used across mvemu, mapped to Unicorn ids.
 REGS = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in (
@@ -50,6 +53,47 @@ _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 MSR_EFER = 0xC000_0080
 
 
+# Registers a debugger reads: Unicorn ids by mvemu name. x87 registers (fp0-fp7) are 80-bit, the
+# xmm ones 128-bit; fcs/fip/fds/fdp/fop are the x87 last instruction and operand pointers.
+STATE_REGS = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in (
+    *REGS, *(f"fp{i}" for i in range(8)), "fpcw", "fpsw", "fptag", "fcs", "fip", "fds", "fdp", "fop",
+    *(f"xmm{i}" for i in range(16)), "mxcsr")}
+_REG_BUF = ctypes.c_uint8 * 16
+
+
+def _read_reg(read_fn, handle, name: str):
+    buf = _REG_BUF()
+    status = read_fn(handle, STATE_REGS[name], ctypes.byref(buf))
+    if status != ucc.UC_ERR_OK:
+        raise UcError(status)
+    raw = bytes(buf)
+    if name.startswith("fp") and name[2:].isdigit():
+        return raw[:10]
+    return int.from_bytes(raw if name.startswith("xmm") else raw[:8], "little")
+
+
+def _write_reg(write_fn, handle, name: str, value) -> None:
+    if isinstance(value, (bytes, bytearray)):
+        raw = bytes(value).ljust(16, b"\0")
+    else:
+        raw = (value & ((1 << 128) - 1)).to_bytes(16, "little")
+    buf = _REG_BUF.from_buffer_copy(raw)
+    status = write_fn(handle, STATE_REGS[name], ctypes.byref(buf))
+    if status != ucc.UC_ERR_OK:
+        raise UcError(status)
+
+
+def context_state(ctx, names) -> dict:
+    """Registers of a saved context (Vcpu.save_context) as Vcpu.state() reads them."""
+    return {n: _read_reg(uclib.uc_context_reg_read, ctx.context, n) for n in names}
+
+
+def set_context_state(ctx, name: str, value) -> None:
+    if name == "cr3":
+        raise ValueError("CR3 cannot be written into a saved context (docs/architecture.md)")
+    _write_reg(uclib.uc_context_reg_write, ctx.context, name, value)
+
+
 class ExitKind(enum.Enum):
     SYSCALL = "syscall"
     EXCEPTION = "exception"
@@ -59,6 +103,7 @@ class ExitKind(enum.Enum):
     MEMORY_ERROR = "memory-error"     # guest-physical access outside mapped RAM
     BREAKPOINT = "breakpoint"
     BUDGET = "budget"
+    DEBUG = "debug"                   # a debugger's stop: detail is breakpoint, step, watch or interrupt
 
 
 # Exception vectors
@@ -84,6 +129,23 @@ class ExitHandler(Protocol):
     def on_syscall(self, vcpu: "Vcpu") -> bool: ...
     def on_exception(self, vcpu: "Vcpu", exit: Exit) -> bool: ...
     def on_hypercall(self, vcpu: "Vcpu", exit: Exit) -> bool: ...
+
+
+class GuestDebug(Protocol):
+    """A debugger's view of one vCPU's execution (the shape of KVM_SET_GUEST_DEBUG): what it armed
+    with `Vcpu.set_guest_debug` reports here, from inside the run, and the answer says whether the
+    vCPU stops (run() then returns a DEBUG exit)."""
+
+    def on_code(self, vcpu: "Vcpu", addr: int) -> str | None:
+        """An armed instruction (a breakpoint address, or every instruction while stepping) is about
+        to execute: the stop reason ("breakpoint", "step"), or None to go on."""
+
+    def on_watch(self, vcpu: "Vcpu", pa: int, size: int, write: bool) -> bool:
+        """An access to a watched guest-physical range is being made by the instruction at RIP."""
+
+    def on_mappings(self, vcpu: "Vcpu") -> None:
+        """The guest's page tables may have changed (a run starts, a fault was served, the TLB was
+        flushed): watched virtual ranges may live in other frames now."""
 
 
 class Vcpu:
@@ -124,23 +186,39 @@ class Vcpu:
         self._hook(UC_HOOK_INSN, self._callbacks[0], x86.UC_X86_INS_SYSCALL)
         self._hook(UC_HOOK_INSN, self._callbacks[1], x86.UC_X86_INS_OUT)
         self._hook(UC_HOOK_INTR, self._callbacks[2])
+        # Guest debugging (set_guest_debug): nothing is hooked until a debugger arms something.
+        self._debug: GuestDebug | None = None
+        self._debug_armed = (frozenset(), False, ())
+        self._debug_hooks: tuple[list, list] = ([], [])       # (code hooks, memory hooks)
+        self._debug_callbacks = [_CODE_CB(self._on_code), _MEM_CB(self._on_mem)]
+        self._undo: list[tuple[int, bytes]] = []
+        self.debug_stop_requested = False
+        self.exceptions = 0                      # exceptions seen by the hook (a step's re-execution test)
+        self.runs = 0                            # run() calls
 
-    def _hook(self, htype: int, cb, insn: int | None = None) -> None:
+    def _hook(self, htype: int, cb, insn: int | None = None, begin: int = 1, end: int = 0) -> ctypes.c_size_t:
         handle = ctypes.c_size_t()
-        args = [self._h, ctypes.byref(handle), htype, cb, None, ctypes.c_uint64(1), ctypes.c_uint64(0)]
+        args = [self._h, ctypes.byref(handle), htype, cb, None, ctypes.c_uint64(begin), ctypes.c_uint64(end)]
         if insn is not None:
             args.append(ctypes.c_int(insn))
         status = uclib.uc_hook_add(*args)
         if status != ucc.UC_ERR_OK:
             raise UcError(status)
+        return handle
 
     # -- running ----------------------------------------------------------------------------------
     def run(self) -> Exit:
         """Run from the current RIP until an exit the handler did not absorb."""
         self._pending = None
+        self.runs += 1
         if self.preempt_requested:
             self.preempt_requested = False
             return Exit(ExitKind.BUDGET, rip=self.reg("rip"))
+        if self.debug_stop_requested:
+            self.debug_stop_requested = False
+            return Exit(ExitKind.DEBUG, rip=self.reg("rip"), detail="interrupt")
+        if self._debug is not None and self._debug_armed[2]:
+            self._debug.on_mappings(self)
         rip = self.reg("rip")
         # An exception can also be raised where no hook sees it (e.g. while a stopping vCPU
         # translates the next block); leave none in flight from one run to the next.
@@ -158,16 +236,27 @@ class Vcpu:
         if self._hook_error is not None:
             err, self._hook_error = self._hook_error, None
             raise err
+        if self._undo:
+            self._undo_watched_store()
         if self._pending is not None:
             return self._pending
         if self.preempt_requested:
             self.preempt_requested = False
             return Exit(ExitKind.BUDGET, rip=self.reg("rip"))
+        if self.debug_stop_requested:
+            self.debug_stop_requested = False
+            return Exit(ExitKind.DEBUG, rip=self.reg("rip"), detail="interrupt")
         return Exit(ExitKind.HALT, rip=self.reg("rip"))
 
     def request_preempt(self) -> None:
         """From any host thread: end the current run() with a BUDGET exit (time-slice end)."""
         self.preempt_requested = True
+        self.uc.emu_stop()
+
+    def request_debug_stop(self) -> None:
+        """From any host thread: end the current (or next) run() with a DEBUG exit, detail
+        "interrupt" (gdb's Ctrl-C)."""
+        self.debug_stop_requested = True
         self.uc.emu_stop()
 
     def stop(self, exit: Exit) -> None:
@@ -210,13 +299,104 @@ class Vcpu:
     def _on_intr(self, _uc, intno, _user) -> None:
         try:
             error_code = self._clear_exception_state()
+            self.exceptions += 1
             exit = Exit(ExitKind.BREAKPOINT if intno == BP else ExitKind.EXCEPTION,
                         rip=self.reg("rip"), vector=intno, error_code=error_code,
                         cr2=self.reg("cr2") if intno == PF else 0)
             if not self.handler.on_exception(self, exit):
                 self.stop(exit)
+            elif self._debug is not None and self._debug_armed[2]:
+                self._debug.on_mappings(self)
         except BaseException as e:
             self._fail(e)
+
+    # -- guest debugging --------------------------------------------------------------------------
+    def set_guest_debug(self, debug: GuestDebug | None, breakpoints=frozenset(), step: bool = False,
+                        watch: tuple = ()) -> None:
+        """Arm (or with nothing, disarm) guest debugging: stop before executing any virtual address
+        in `breakpoints`, consult `debug.on_code` before every instruction while `step`, and
+        `debug.on_watch` on accesses that may overlap the guest-physical ranges in `watch`, a tuple of
+        (first, last, "r"|"w"|"rw"). Nothing costs anything while disarmed.
+
+        Unicorn puts hook calls into code when it translates it, so a change of breakpoints or
+        stepping drops the translated code (DESIGN.md section 9), and any memory hook sends every
+        load and store of code translated meanwhile through a slow path, so the first watchpoint
+        and the removal of the last one drop it too. Watched ranges may move without that."""
+        breakpoints, step, watch = frozenset(breakpoints), bool(step), tuple(watch)
+        if debug is self._debug and (breakpoints, step, watch) == self._debug_armed:
+            return
+        old_bps, old_step, old_watch = self._debug_armed
+        code_cb, mem_cb = self._debug_callbacks
+        code_hooks, mem_hooks = self._debug_hooks
+        if (breakpoints, step) != (old_bps, old_step):
+            for handle in code_hooks:
+                uclib.uc_hook_del(self._h, handle)
+            code_hooks.clear()
+            if step:
+                code_hooks.append(self._hook(ucc.UC_HOOK_CODE, code_cb))
+            else:
+                for addr in sorted(breakpoints):
+                    code_hooks.append(self._hook(ucc.UC_HOOK_CODE, code_cb, begin=addr, end=addr))
+        if watch != old_watch:
+            for handle in mem_hooks:
+                uclib.uc_hook_del(self._h, handle)
+            mem_hooks.clear()
+            for first, last, access in watch:
+                # Unicorn matches an access by its first byte only: start early enough to see any
+                # access that overlaps the range (at most 16 bytes long); on_watch checks the overlap.
+                first = max(0, first - 15)
+                if "w" in access:
+                    mem_hooks.append(self._hook(ucc.UC_HOOK_MEM_WRITE, mem_cb, begin=first, end=last))
+                if "r" in access:
+                    mem_hooks.append(self._hook(ucc.UC_HOOK_MEM_READ, mem_cb, begin=first, end=last))
+        armed = breakpoints or step or watch
+        self._debug = debug if armed else None
+        self._debug_armed = (breakpoints, step, watch)
+        if (old_bps, old_step, bool(old_watch)) != (breakpoints, step, bool(watch)):
+            self.flush_code()
+
+    def _on_code(self, _uc, addr, _size, _user) -> None:
+        try:
+            reason = self._debug.on_code(self, addr) if self._debug is not None else None
+            if reason is not None:
+                # emu_stop in a code hook stops before the instruction executes (Unicorn checks for
+                # a stop request right after code hooks), with RIP at it.
+                self.stop(Exit(ExitKind.DEBUG, rip=addr, detail=reason))
+        except BaseException as e:
+            self._fail(e)
+
+    def _on_mem(self, _uc, access, pa, size, _value, _user) -> None:
+        """A watched access, called before it is made with RIP at the accessing instruction.
+        Stopping here ends emulation right after this access (Unicorn checks for a stop request
+        after every load and store) with RIP restored to the instruction: a store is then done
+        but the instruction is not (its register updates are not). run() puts the old bytes back
+        (`_undo_watched_store`), so the vCPU is exactly at the instruction, not yet executed."""
+        try:
+            write = access == ucc.UC_MEM_WRITE
+            old = self.memory.read(pa, size) if write else b""
+            if self._debug is not None and self._debug.on_watch(self, pa, size, write):
+                if write:
+                    self._undo.append((pa, old))
+                if self._pending is None or self._pending.detail != "watch":
+                    self.stop(Exit(ExitKind.DEBUG, rip=self.reg("rip"), detail="watch",
+                                   value=pa, port=1 if write else 0))
+        except BaseException as e:
+            self._fail(e)
+
+    def _undo_watched_store(self) -> None:
+        exit, undo = self._pending, self._undo
+        self._undo = []
+        if exit is None or exit.detail != "watch":
+            return
+        if exit.rip == self.reg("rip"):
+            for pa, old in reversed(undo):
+                self.memory.write(pa, old)
+        else:
+            # The access was made by a helper that does not check for a stop request (x87/SSE
+            # state saves, for example): the vCPU ran on to the end of its block. The store
+            # stays; the stop is reported where the vCPU is.
+            exit.detail = "watch-late"
+            exit.rip = self.reg("rip")
 
     # -- registers --------------------------------------------------------------------------------
     def reg(self, name: str) -> int:
@@ -268,6 +448,14 @@ class Vcpu:
     def cpl(self) -> int:
         return self.reg("cs") & 3
 
+    # -- the whole register state, for debuggers --------------------------------------------------
+    def state(self, names) -> dict:
+        """Any registers of STATE_REGS (x87 ones as 10 raw bytes, the rest as integers)."""
+        return {n: _read_reg(uclib.uc_reg_read, self._h, n) for n in names}
+
+    def set_state(self, name: str, value) -> None:
+        _write_reg(uclib.uc_reg_write, self._h, name, value)
+
     # -- whole-state save/restore (thread switches) ------------------------------------------------
     def save_context(self, into=None):
         """The whole CPU state; `into` reuses a context from an earlier save."""
@@ -283,6 +471,8 @@ class Vcpu:
     def flush_tlb(self) -> None:
         """Drop every cached virtual-to-physical translation (what a CR3 write does on hardware)."""
         uclib.uc_ctl(self._h, (1 << 30) | ucc.UC_CTL_TLB_FLUSH)
+        if self._debug is not None and self._debug_armed[2]:
+            self._debug.on_mappings(self)
 
     def flush_code(self) -> None:
         """Drop all translated code (after the frames that held code may have been reused)."""

@@ -89,6 +89,8 @@ class RosKernel:
         self.uid = os.getuid()
         self.host_signals: list[int] = []
         self.watchdog: Watchdog | None = None
+        self.kicked = False                     # kick(): leave a wait in reschedule
+        self.waiting = False                    # reschedule is (about to be) waiting for events
         self._kernel_pml4e = self._build_kernel_pages()
         self.zero_page = self.frames.alloc()        # the shared zero page (never freed)
 
@@ -146,6 +148,16 @@ class RosKernel:
         w.slice_start = time.monotonic()
         w.running = vcpu
 
+    def kick(self) -> None:
+        """From any host thread: if the ROS is waiting for events with nothing to run, stop waiting
+        and return to the machine's run loop (which calls reschedule again afterwards)."""
+        self.kicked = True
+        if self.waiting and self.watchdog is not None:     # (set before kicked is checked there)
+            try:
+                os.write(self.watchdog.wakeup_w, b"k")
+            except BlockingIOError:
+                pass
+
     def wants_cpu(self) -> bool:
         """For the watchdog: should the running thread give up the CPU at the end of its slice?"""
         if self.sched.runq or self.host_signals or self.hvm_busy():
@@ -183,6 +195,8 @@ class RosKernel:
         loaded = loader.load_image(proc.mm, image)
         ids = (os.getuid(), os.geteuid(), os.getgid(), os.getegid())
         sp = loader.build_stack(proc.mm, loaded, argv, envp, execfn, self.rng.randbytes(16), ids)
+        auxv_at = sp + 8 * (len(argv) + len(envp) + 3)         # after argc, argv[], NULL, envp[], NULL
+        proc.auxv = proc.mm.read(auxv_at, 16 * loader.AUXV_ENTRIES) or b""
         proc.exe = os.path.abspath(image.path)
         proc.comm = os.path.basename(image.path)[:15]
         t.entry = (loaded.entry, sp)
@@ -300,6 +314,14 @@ class RosKernel:
             self.kill_process(t.proc, signals.SIGKILL, f"out of guest memory at {exit.cr2:#x} "
                                                         f"(raise --mem, now {self.part.size >> 20} MiB)")
             return
+        sig, code, addr, what = self.fault_signal_of(t, exit)
+        t.fault_text = what
+        if self.trace:
+            self.log_line(f"[pid {t.tid}] --- {signals.name(sig)} {{si_code={code}, si_addr={addr:#x}}} --- {what}")
+        self.force_signal(t, SigInfo(sig, code, addr=addr))
+
+    def fault_signal_of(self, t: Thread, exit: Exit) -> tuple[int, int, int, str]:
+        """(signal, si_code, si_addr, description) that the exit of a faulting thread raises."""
         if exit.kind is ExitKind.INVALID_OPCODE:
             sig, code, addr, what = signals.SIGILL, 2, exit.rip, f"illegal instruction at rip {exit.rip:#x}"
         elif exit.kind in (ExitKind.HALT, ExitKind.HYPERCALL):
@@ -324,10 +346,7 @@ class RosKernel:
                 what = f"divide error at rip {exit.rip:#x}"
             else:
                 what = f"exception {exit.vector} (error code {exit.error_code:#x}) at rip {exit.rip:#x}"
-        t.fault_text = what
-        if self.trace:
-            self.log_line(f"[pid {t.tid}] --- {signals.name(sig)} {{si_code={code}, si_addr={addr:#x}}} --- {what}")
-        self.force_signal(t, SigInfo(sig, code, addr=addr))
+        return sig, code, addr, what
 
     # -- scheduling -------------------------------------------------------------------------------
     def reschedule(self, vcpu: Vcpu) -> None:
@@ -362,10 +381,18 @@ class RosKernel:
                 self.watchdog.running = None
                 self.sched.poll_events(0, -1)
                 return
+            self.waiting = True
+            if self.kicked:
+                # The VMM wants its run loop back (a debugger's stop): come back here afterwards.
+                self.kicked = self.waiting = False
+                self.idle = True
+                self.watchdog.running = None
+                return
             deadline = self.sched.next_deadline(self._next_itimer())
             timeout = None if deadline is None else max(0, deadline - now_ns())
             self.watchdog.running = None
             self.sched.poll_events(timeout, self.watchdog.wakeup_r)
+            self.waiting = False
 
     def _switch(self, vcpu: Vcpu, nxt: Thread) -> None:
         old = self.current

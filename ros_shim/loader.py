@@ -24,6 +24,7 @@ PF_X, PF_W, PF_R = 1, 2, 4
 AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
 AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
+AUXV_ENTRIES = 20                      # pairs build_stack writes, AT_NULL included
 
 HWCAP = 0x078BFBFF          # CPUID.1:EDX of the emulated CPU class (fpu..sse2), as Linux reports
 _MACHINES = {"EM_386": "x86 (32-bit)", "EM_AARCH64": "AArch64", "EM_ARM": "ARM", "EM_RISCV": "RISC-V",
@@ -157,6 +158,7 @@ def build_stack(mm: AddressSpace, loaded: LoadedImage, argv: list[bytes], envp: 
             (AT_GID, gid), (AT_EGID, egid), (AT_SECURE, 0), (AT_RANDOM, rand), (AT_HWCAP, HWCAP),
             (AT_HWCAP2, 0), (AT_CLKTCK, 100), (AT_PLATFORM, platform), (AT_EXECFN, blobs["execfn"]),
             (AT_MINSIGSTKSZ, 2048), (AT_NULL, 0)]
+    assert len(auxv) == AUXV_ENTRIES
     words = [len(argv)] + arg_ptrs + [0] + env_ptrs + [0] + [x for pair in auxv for x in pair]
     sp -= 8 * len(words)
     sp &= ~0xF

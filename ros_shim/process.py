@@ -76,6 +76,7 @@ class Process:
     cwd_fd: int                          # host directory fd of the working directory
     exe: str = ""
     comm: str = ""
+    auxv: bytes = b""                    # the auxiliary vector of the last exec (for debuggers)
     umask: int = 0o022
     pgid: int = 0
     sid: int = 0

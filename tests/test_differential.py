@@ -65,6 +65,7 @@ IMAGE_CASES = [
     *per_variant("threads", ("1",), ("3",)),
     *per_variant("pingpong", ("pipe", "50"), ("futex", "50"), ("fork", "2")),
     *per_variant("mmap_loop", ("1",), ("200",)),
+    *per_variant("debugme", (), ("5",), ("0",)),
 ]
 
 # -- stdin piped in --------------------------------------------------------------------------------

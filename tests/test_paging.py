@@ -32,8 +32,8 @@ class FlushCounter:
         self.code = 0
 
     def hooks(self) -> TlbHooks:
-        return TlbHooks(flush_tlb=lambda: setattr(self, "tlb", self.tlb + 1),
-                        flush_code=lambda: setattr(self, "code", self.code + 1))
+        return TlbHooks(flush_tlb=lambda mm=None: setattr(self, "tlb", self.tlb + 1),
+                        flush_code=lambda mm=None: setattr(self, "code", self.code + 1))
 
 
 @pytest.fixture

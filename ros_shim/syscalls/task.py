@@ -71,7 +71,7 @@ def do_clone(k, t, flags, stack, ptid, ctid, tls, exit_signal):
             mm = parent.mm.fork()      # the child's CR3 is loaded when it is switched in
         proc = Process(pid=tid, ppid=parent.pid, mm=mm,
                        fds=parent.fds if flags & CLONE_FILES else parent.fds.fork(),
-                       cwd_fd=os.dup(parent.cwd_fd), exe=parent.exe, comm=parent.comm,
+                       cwd_fd=os.dup(parent.cwd_fd), exe=parent.exe, comm=parent.comm, auxv=parent.auxv,
                        umask=parent.umask, pgid=parent.pgid, sid=parent.sid,
                        sig=parent.sig if flags & CLONE_SIGHAND else parent.sig.copy(),
                        exit_signal=exit_signal, rlimits=dict(parent.rlimits))
