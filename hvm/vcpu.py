@@ -353,6 +353,10 @@ class Vcpu:
         self._debug = debug if armed else None
         self._debug_armed = (breakpoints, step, watch)
         if (old_bps, old_step, bool(old_watch)) != (breakpoints, step, bool(watch)):
+            # Debug stops must be exact (right at the hooked instruction or access): while armed,
+            # translated code checks for a stop after every memory access again.
+            if self.block_exits:
+                unicorn_quirks.exits_at_block_boundaries(self.uc, not armed)
             self.flush_code()
 
     def _on_code(self, _uc, addr, _size, _user) -> None:

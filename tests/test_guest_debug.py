@@ -154,12 +154,8 @@ def test_rearming_the_same_thing_keeps_translated_code(m, monkeypatch):
     assert flushes == [1]
 
 
-@pytest.mark.xfail(reason="Unicorn 2.1.4 honours a stop request after every load and store (check_exit_request) "
-                          "and restores RIP to the start of the instruction: an asynchronous emu_stop (the ROS "
-                          "watchdog's time slice, gdb's Ctrl-C) landing right after the store of `add [mem], 1` "
-                          "makes the instruction run again, so the add is applied twice. Watchpoints are exact "
-                          "because run() undoes their store; an asynchronous stop cannot know what to undo.",
-                   strict=False)
+# Unicorn 2.1.4 checks for a stop request after every load and store and restarts the
+# instruction (a read-modify-write ran twice); vcpu.py turns that check off (unicorn_quirks).
 def test_async_stop_never_repeats_a_read_modify_write(m):
     import threading
     import time
