@@ -20,9 +20,11 @@ images:
 	$(MAKE) -C aerokernel
 	$(MAKE) -C toolchain/runtime
 
-# The main job: a guest program under mvemu.
+# The main job: a program hybridized into a fat binary, its main() run in the HRT.
 run: setup images
-	$(MVEMU) run guest_images/build/hello.glibc "from mvemu"
+	@mkdir -p build
+	$(MVEMU) hybridize guest_images/build/hello.glibc -o build/hello.hrt
+	$(MVEMU) run --stats build/hello.hrt "from mvemu"
 
 test: setup images
 	$(VPY) -m pytest -q

@@ -49,7 +49,6 @@ class Stats:
     remerges: int = 0
     shootdowns: int = 0
     threads_created: int = 0
-    local: Counter = field(default_factory=Counter)         # served by the AeroKernel itself
     forward_ns: int = 0                                      # host time from post to completion
     forwarded: int = 0
     ros_ns: int = 0                                          # host time running each side's vCPUs
@@ -140,7 +139,6 @@ class Channels:
                  f"  merges / re-merges       {s.merges:>6} / {s.remerges}",
                  f"  TLB shootdowns           {s.shootdowns:>10}",
                  f"  HRT threads created      {s.threads_created:>10}",
-                 f"  local events (HRT)       {sum(s.local.values()):>10}",
                  f"  host time, ROS vCPU      {s.ros_ns / 1e6:>10.1f} ms",
                  f"  host time, HRT vCPUs     {s.hrt_ns / 1e6:>10.1f} ms"]
         if s.forwarded:
