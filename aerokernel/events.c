@@ -40,7 +40,6 @@ long event_syscall(struct thread *t, struct syscall_frame *f)
     ev->rbp = f->rbp; ev->rsp = f->rsp; ev->r8 = f->r8; ev->r9 = f->r9; ev->r10 = f->r10;
     ev->r11 = f->r11; ev->r12 = f->r12; ev->r13 = f->r13; ev->r14 = f->r14; ev->r15 = f->r15;
     ev->rflags = f->r11;
-    t->forwarded++;
     t->fault_addr = t->fault_error = t->fault_repeats = 0;    /* a repeat must follow directly */
     post_and_wait(ev, 1);
     return (long)ev->result;
@@ -66,7 +65,6 @@ static void forward_exception(struct thread *t, struct trapframe *tf, unsigned l
     ev->error = tf->error;
     ev->rip = tf->rip;
     ev->thread = t->id;
-    t->forwarded++;
     post_and_wait(ev, 1);
 }
 
@@ -100,7 +98,6 @@ int event_page_fault(struct thread *t, struct trapframe *tf, unsigned long cr2)
     ev->rip = tf->rip;
     ev->vector = T_PF;
     ev->thread = t->id;
-    t->forwarded++;
     post_and_wait(ev, 1);
     return 1;
 }

@@ -276,8 +276,8 @@ class Hrt:
 
     def flush_tlbs(self, code: bool = False) -> None:
         """The emulated TLB shootdown: every HRT vCPU drops what it cached of the lower half
-        before it runs again. (Done at that point, not here: a flush of one Unicorn instance
-        issued while another one runs -- the ROS vCPU, inside its hook -- does not take.)"""
+        before it runs again (so the many shootdowns of one ROS operation, e.g. a fork, cost one
+        flush per vCPU)."""
         for cpu in self.cpus:
             cpu.flush = max(cpu.flush, 2 if code else 1)
 

@@ -211,12 +211,9 @@ class Vcpu:
         """Run from the current RIP until an exit the handler did not absorb."""
         self._pending = None
         self.runs += 1
-        if self.preempt_requested:
-            self.preempt_requested = False
-            return Exit(ExitKind.BUDGET, rip=self.reg("rip"))
-        if self.debug_stop_requested:
-            self.debug_stop_requested = False
-            return Exit(ExitKind.DEBUG, rip=self.reg("rip"), detail="interrupt")
+        requested = self._requested_exit()
+        if requested is not None:
+            return requested
         if self._debug is not None and self._debug_armed[2]:
             self._debug.on_mappings(self)
         rip = self.reg("rip")
@@ -240,13 +237,17 @@ class Vcpu:
             self._undo_watched_store()
         if self._pending is not None:
             return self._pending
+        return self._requested_exit() or Exit(ExitKind.HALT, rip=self.reg("rip"))
+
+    def _requested_exit(self) -> Exit | None:
+        """The exit asked for from outside the run (a time slice's end, a debugger's interrupt)."""
         if self.preempt_requested:
             self.preempt_requested = False
             return Exit(ExitKind.BUDGET, rip=self.reg("rip"))
         if self.debug_stop_requested:
             self.debug_stop_requested = False
             return Exit(ExitKind.DEBUG, rip=self.reg("rip"), detail="interrupt")
-        return Exit(ExitKind.HALT, rip=self.reg("rip"))
+        return None
 
     def request_preempt(self) -> None:
         """From any host thread: end the current run() with a BUDGET exit (time-slice end)."""

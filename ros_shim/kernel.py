@@ -70,7 +70,6 @@ class RosKernel:
         self.tlb = TlbHooks(flush_tlb=self._flush_tlbs, flush_code=self._flush_code, released=self._released)
         self.hvm_mm: AddressSpace | None = None     # the address space merged into the HRT
         self.hvm_waiters: dict[int, Thread] = {}    # event channel -> the partner waiting on it
-        self.hvm_posted: set[int] = set()
         self.processes: dict[int, Process] = {}
         self.sched = Scheduler()
         from .files import PIPE_EVENTS
@@ -130,23 +129,12 @@ class RosKernel:
             self.hvm_mm = None
             self.hypercall(HC["RESET_HRT"], 1)
 
-    # -- the HVM's side of the ROS: events for partners, time slices for other vCPUs ---------------
+    # -- the HVM's side of the ROS: events for partners ---------------------------------------------
     def hvm_event(self, channel: int) -> None:
         """The HRT posted an event on `channel`: wake the partner waiting there."""
-        self.hvm_posted.add(channel)
         t = self.hvm_waiters.pop(channel, None)
         if t is not None and t.state == BLOCKED:
             self.sched.wake(t, woken=True)
-
-    def time_slice(self, vcpu: Vcpu | None, wants) -> None:
-        """The machine runs another vCPU (None: it stopped): end its slice when `wants()`."""
-        w = self.watchdog
-        if vcpu is None:
-            w.running = None
-            return
-        w.wants = wants
-        w.slice_start = time.monotonic()
-        w.running = vcpu
 
     def kick(self) -> None:
         """From any host thread: if the ROS is waiting for events with nothing to run, stop waiting
@@ -414,7 +402,6 @@ class RosKernel:
         if t.entry is not None:
             self._enter_user(vcpu, t)
         self.watchdog.slice_start = time.monotonic()
-        self.watchdog.wants = self.wants_cpu
         self.watchdog.running = vcpu
 
     # -- blocking ---------------------------------------------------------------------------------

@@ -136,7 +136,6 @@ class Watchdog:
     def __init__(self, kernel):
         self.k = kernel
         self.running = None               # the vCPU inside run(), if any
-        self.wants = kernel.wants_cpu     # does something else need the CPU? (per slice)
         self.slice_start = 0
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wakeup_r, self.wakeup_w = r, w
@@ -156,7 +155,7 @@ class Watchdog:
             if readable:                        # a host signal arrived: let the main thread see it
                 v.request_preempt()
                 continue
-            if time.monotonic() - self.slice_start >= QUANTUM_S and self.wants():
+            if time.monotonic() - self.slice_start >= QUANTUM_S and self.k.wants_cpu():
                 v.request_preempt()
 
     def close(self) -> None:

@@ -39,7 +39,6 @@ struct thread {
     struct hvm_event *channel;          /* the execution group's event record (lower half, merged) */
     unsigned long fault_addr, fault_error;   /* the last forwarded page fault, for re-merge */
     unsigned fault_repeats;
-    unsigned long forwarded, local;     /* statistics: events forwarded, served locally */
 };
 
 struct runqueue {

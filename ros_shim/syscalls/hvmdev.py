@@ -100,7 +100,6 @@ def ioctl(k, t, f, cmd: int, arg: int) -> int:
 
 
 _STATE = abi.EVENT_STATE
-_OFF_KIND = 8 * abi.EVENT_FIELDS.index("kind")
 _OFF_STATE = 8 * abi.EVENT_FIELDS.index("state")
 
 
@@ -123,7 +122,6 @@ def _channel_wait(k, t, mm, channel: int, complete: bool) -> int:
         k.hypercall(abi.HC["COMPLETE_EVENT"], channel)
         state = _STATE["COMPLETED"]
     if state == _STATE["POSTED"]:
-        k.hvm_posted.discard(channel)
         if not mm.write(channel + _OFF_STATE, struct.pack("<Q", _STATE["TAKEN"])):
             return -errno.EFAULT
         return kind
