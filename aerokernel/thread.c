@@ -217,3 +217,28 @@ int thread_run_queued(void)
     }
     return n;
 }
+
+/* For debuggers: the VMM's gdb stub finds every thread from here (struct hvm_debug_info in
+ * hvm/abi.py; hvm/gdbstub/aerokernel.py reads it), instead of hard-coding this file's structures. */
+__attribute__((used)) const struct hvm_debug_info hvm_debug_info = {
+    .magic = HVM_DEBUG_INFO_MAGIC,
+    .max_cpus = MAX_CPUS,
+    .current = (unsigned long)current,
+    .idle = (unsigned long)idle_threads,
+    .threads = (unsigned long)threads,
+    .max_threads = MAX_THREADS,
+    .thread_size = sizeof(struct thread),
+    .off_rsp = __builtin_offsetof(struct thread, rsp),
+    .off_id = __builtin_offsetof(struct thread, id),
+    .off_state = __builtin_offsetof(struct thread, state),
+    .off_cpu = __builtin_offsetof(struct thread, cpu),
+    .off_channel = __builtin_offsetof(struct thread, channel),
+    .off_fs_base = __builtin_offsetof(struct thread, fs_base),
+    .state_free = TS_FREE,
+    .state_runnable = TS_RUNNABLE,
+    .state_running = TS_RUNNING,
+    .state_blocked = TS_BLOCKED,
+    .state_dead = TS_DEAD,
+};
+_Static_assert(sizeof(((struct thread *)0)->id) == 4 && sizeof(((struct thread *)0)->state) == 4
+               && sizeof(((struct thread *)0)->cpu) == 4, "hvm_debug_info: id, state and cpu are u32");

@@ -106,6 +106,37 @@ HRT_EFER = 0xD01                        # SCE | LME | LMA | NXE
 HRT_KERNEL_CS = 0x08
 HRT_KERNEL_DS = 0x10
 
+# -- what a debugger needs to find the AeroKernel's threads (hvm/gdbstub/aerokernel.py) -----------
+# The AeroKernel exports `struct hvm_debug_info` under the symbol below (aerokernel/thread.c), as
+# Zephyr exports _kernel_thread_info_offsets for RTOS-aware debuggers: where its thread tables are
+# and the layout of `struct thread`, so the VMM's gdb stub shows every HRT thread without
+# hard-coding the kernel's private structures. The stub reads it through the HRT's page tables.
+DEBUG_INFO_SYMBOL = "hvm_debug_info"
+DEBUG_INFO_MAGIC = 0x3147_4244_4E52_4B41   # "AKRNDBG1"
+DEBUG_INFO_FIELDS = {                      # each a u64, in this order
+    "magic": "DEBUG_INFO_MAGIC",
+    "max_cpus": "entries of current[] and idle[]",
+    "current": "&current[0]: struct thread *current[max_cpus], the thread each vCPU runs",
+    "idle": "&idle_threads[0]: each vCPU's idle thread (its boot context and work loop)",
+    "threads": "&threads[0]: every other thread (kernel and program threads)",
+    "max_threads": "entries of threads[]",
+    "thread_size": "sizeof(struct thread)",
+    "off_rsp": "offsetof(struct thread, rsp), u64: the saved RSP of a thread switched out",
+    "off_id": "offsetof(struct thread, id), u32: a program thread's id is the VMM's",
+    "off_state": "offsetof(struct thread, state), u32",
+    "off_cpu": "offsetof(struct thread, cpu), u32: the vCPU whose run queue holds it",
+    "off_channel": "offsetof(struct thread, channel), u64: 0 for a kernel thread",
+    "off_fs_base": "offsetof(struct thread, fs_base), u64: a program thread's FS base",
+    "state_free": "enum thread_state values",
+    "state_runnable": "",
+    "state_running": "",
+    "state_blocked": "",
+    "state_dead": "",
+}
+# What switch_to (aerokernel/switch.S) leaves at a switched-out thread's saved RSP, one u64 each,
+# from the lowest address: its callee-saved registers, then the address it returns to.
+SWITCH_FRAME = ("r15", "r14", "r13", "r12", "rbx", "rbp", "rip")
+
 # -- fat binaries: what `mvemu hybridize` adds to a program (toolchain/, docs/hybridize.md) -------
 # The Multiverse runtime reads `struct mv_config`, which the toolchain fills in in the output file.
 # Its offsets are relative to the structure's own address, so they hold wherever the program is
@@ -158,6 +189,7 @@ def header() -> str:
     out += ["", f"#define MV_FAT_VERSION {FAT_VERSION}",
             f"#define MV_CONFIG_MAGIC 0x{FAT_CONFIG_MAGIC:x}UL",
             f'#define MV_NOTE_NAME "{FAT_NOTE_NAME}"',
+            f"#define HVM_DEBUG_INFO_MAGIC 0x{DEBUG_INFO_MAGIC:x}UL",
             f"#define MV_NOTE_TYPE 0x{FAT_NOTE_TYPE:x}"]
     out += ["", "#ifndef __ASSEMBLER__", "struct hvm_boot_info {"]
     out += [f"    unsigned long {f};" for f in BOOT_INFO_FIELDS]
@@ -168,6 +200,9 @@ def header() -> str:
     out += [f"    unsigned long {f};" for f in MAILBOX_FIELDS]
     out += ["};", "", "struct hvm_event {"]
     out += [f"    volatile unsigned long {f};" for f in EVENT_FIELDS]
+    out += ["};", "", "/* For debuggers: where the AeroKernel's threads are (exported as "
+            f"{DEBUG_INFO_SYMBOL}). */", "struct hvm_debug_info {"]
+    out += [f"    unsigned long {f};" + (f"  /* {doc} */" if doc else "") for f, doc in DEBUG_INFO_FIELDS.items()]
     out += ["};", "", "/* A fat binary's configuration, filled in by `mvemu hybridize`. */", "struct mv_config {"]
     out += [f"    unsigned long {f};  /* {doc} */" for f, doc in FAT_CONFIG_FIELDS.items()]
     out += ["};", "#endif", "", "#endif", ""]

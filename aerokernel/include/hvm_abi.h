@@ -101,6 +101,7 @@
 #define MV_FAT_VERSION 1
 #define MV_CONFIG_MAGIC 0x4749464e4f43564dUL
 #define MV_NOTE_NAME "Multiverse"
+#define HVM_DEBUG_INFO_MAGIC 0x314742444e524b41UL
 #define MV_NOTE_TYPE 0x4d56
 
 #ifndef __ASSEMBLER__
@@ -182,6 +183,28 @@ struct hvm_event {
     volatile unsigned long r14;
     volatile unsigned long r15;
     volatile unsigned long rflags;
+};
+
+/* For debuggers: where the AeroKernel's threads are (exported as hvm_debug_info). */
+struct hvm_debug_info {
+    unsigned long magic;  /* DEBUG_INFO_MAGIC */
+    unsigned long max_cpus;  /* entries of current[] and idle[] */
+    unsigned long current;  /* &current[0]: struct thread *current[max_cpus], the thread each vCPU runs */
+    unsigned long idle;  /* &idle_threads[0]: each vCPU's idle thread (its boot context and work loop) */
+    unsigned long threads;  /* &threads[0]: every other thread (kernel and program threads) */
+    unsigned long max_threads;  /* entries of threads[] */
+    unsigned long thread_size;  /* sizeof(struct thread) */
+    unsigned long off_rsp;  /* offsetof(struct thread, rsp), u64: the saved RSP of a thread switched out */
+    unsigned long off_id;  /* offsetof(struct thread, id), u32: a program thread's id is the VMM's */
+    unsigned long off_state;  /* offsetof(struct thread, state), u32 */
+    unsigned long off_cpu;  /* offsetof(struct thread, cpu), u32: the vCPU whose run queue holds it */
+    unsigned long off_channel;  /* offsetof(struct thread, channel), u64: 0 for a kernel thread */
+    unsigned long off_fs_base;  /* offsetof(struct thread, fs_base), u64: a program thread's FS base */
+    unsigned long state_free;  /* enum thread_state values */
+    unsigned long state_runnable;
+    unsigned long state_running;
+    unsigned long state_blocked;
+    unsigned long state_dead;
 };
 
 /* A fat binary's configuration, filled in by `mvemu hybridize`. */
