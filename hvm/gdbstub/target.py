@@ -3,9 +3,11 @@
 Threads. A VMM only knows vCPUs; threads are the guest OS's. The guest OS tells the debugger about
 its threads through `GuestDebugView` (the ROS implements it in ros_shim/debug.py): every ROS thread
 is a gdb thread with its Linux tid, and its registers are wherever the OS keeps them (the vCPU for
-the thread that runs, a saved context for the others). Each HRT vCPU is a gdb thread of its own
-(tid HRT_TID_BASE + index) once the HRT is booted; threads that split execution creates on the HRT
-will join the list the same way.
+the thread that runs, a saved context for the others). The AeroKernel is the other guest OS: once
+the HRT is booted, each HRT vCPU is a gdb thread (tid HRT_TID_BASE + index: the vCPU's idle thread,
+its work loop), and each top-level HRT thread of split execution is one too, with the VMM's id as
+its tid, labelled with its vCPU and its partner in the ROS (`aerokernel.AeroKernelView` reads
+which thread each vCPU runs from the AeroKernel's own tables).
 
 Execution. Breakpoints, stepping and watchpoints are armed on every vCPU with
 `Vcpu.set_guest_debug` when the machine resumes (not on each Z packet: gdb removes and re-inserts
@@ -20,17 +22,20 @@ ptrace does on Linux (so `print` of an untouched global reads 0 instead of faili
 from __future__ import annotations
 
 import errno
+import struct
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .. import pagewalk
+from .. import abi, pagewalk
 from ..memory import PAGE_SIZE
 from ..vcpu import MSR_EFER, Exit, ExitKind, Vcpu, context_state, set_context_state
 from . import regs
+from .aerokernel import AeroKernelView
 from .interface import (HW_BREAK, SW_BREAK, WATCH_ACCESS, WATCH_READ, WATCH_REASON, WATCH_WRITE, ResumeAction,
                         StopEvent, TargetError)
 
-HRT_TID_BASE = 900                       # HRT vCPU i is gdb thread 900 + i (ROS tids start at 1000)
+HRT_TID_BASE = 900                       # HRT vCPU i is gdb thread 900 + i (ROS tids start at 1000);
+#                                          HRT thread k (the VMM's id, k < 900) is gdb thread k
 UPPER_HALF = 0xFFFF_8000_0000_0000
 SIGINT, SIGTRAP = 2, 5
 
@@ -113,6 +118,7 @@ class GuestThread:
     cr3: int
     description: str                 # for qThreadExtraInfo: "ROS pid 1000 tid 1001, ring 3, vCPU 0"
     user_only: bool = True           # a ROS thread: its upper-half (kernel) instructions are not its own
+    partner: int = 0                 # an HRT thread: its partner's tid (pages in through its process)
 
 
 class GuestDebugView(Protocol):
@@ -202,17 +208,96 @@ class MachineTarget:
             return []
         return [c for c in hrt.cpus if c.vcpu is not None]
 
-    def _hrt_thread(self, cpu) -> GuestThread:
-        v = cpu.vcpu
-        ring = v.cpl()
-        return GuestThread(HRT_TID_BASE + cpu.index, 0, LiveRegisters(v), v.reg("cr3"),
-                           f"HRT vCPU {cpu.index}, ring {ring}, {cpu.state}", user_only=False)
+    def _aerokernel(self) -> AeroKernelView | None:
+        """The view of the booted AeroKernel (made again when the HRT is reset and booted anew)."""
+        hrt = self.machine.hrt
+        if hrt is None or not hrt.booted or hrt.image is None:
+            return None
+        view = getattr(self, "_ak_view", None)
+        if view is None or view.hrt is not hrt:
+            view = self._ak_view = AeroKernelView(hrt)
+        return view
+
+    @staticmethod
+    def _is_hrt_thread(t) -> bool:
+        """An AeroKernel thread that is a gdb thread of its own: a program thread with the VMM's id."""
+        return t is not None and t.program and 0 < t.id < HRT_TID_BASE
+
+    def _hrt_threads(self, ros: dict[int, GuestThread]) -> dict[int, GuestThread]:
+        """The HRT's gdb threads: each vCPU (its idle thread: live while it runs, else what it saved
+        when it switched to a program thread) and each live top-level HRT thread."""
+        cpus = self._hrt_cpus()
+        if not cpus:
+            return {}
+        hrt = self.machine.hrt
+        ak = self._aerokernel()
+        snap = ak.snapshot(len(hrt.cpus)) if ak is not None else None
+        out: dict[int, GuestThread] = {}
+        by_cpu = {c.index: c for c in cpus}
+        for cpu in cpus:
+            v = cpu.vcpu
+            cur = snap.current.get(cpu.index) if snap else None
+            system = {"cr0": v.reg("cr0"), "cr2": v.reg("cr2"), "cr3": v.reg("cr3"), "cr4": v.reg("cr4"),
+                      "efer": v.msr(MSR_EFER)}
+            tid = HRT_TID_BASE + cpu.index
+            if self._is_hrt_thread(cur) and cpu.index in snap.idle:
+                regs_ = ak.saved_registers(snap.idle[cpu.index], system)
+                out[tid] = GuestThread(tid, 0, regs_, system["cr3"],
+                                       f"HRT vCPU {cpu.index}, ring 0, idle thread switched out for "
+                                       f"HRT thread {cur.id}", user_only=False)
+            else:
+                what = cpu.state
+                if cur is not None and not cur.idle and not cur.program:
+                    what += f", kernel thread {cur.id:#x}"
+                out[tid] = GuestThread(tid, 0, LiveRegisters(v), system["cr3"],
+                                       f"HRT vCPU {cpu.index}, ring {v.cpl()}, {what}", user_only=False)
+        for t in (snap.program if snap else []):
+            if not self._is_hrt_thread(t):
+                continue
+            cpu = by_cpu.get(t.cpu)
+            if cpu is None:
+                continue
+            v = cpu.vcpu
+            info = hrt.threads.get(t.id, {})
+            partner = info.get("partner", 0)
+            pt = ros.get(partner)
+            running = snap.current.get(t.cpu) is not None and snap.current[t.cpu].addr == t.addr
+            if running:
+                regs_, ring, where = LiveRegisters(v), v.cpl(), self._forwarding(hrt, t)
+            else:
+                system = {"cr0": v.reg("cr0"), "cr3": v.reg("cr3"), "cr4": v.reg("cr4"), "efer": v.msr(MSR_EFER)}
+                regs_, ring, where = ak.saved_registers(t, system), 0, ", switched out"
+            out[t.id] = GuestThread(t.id, pt.pid if pt else 0, regs_, v.reg("cr3"),
+                                    f"HRT thread {t.id}, ring {ring}, vCPU {t.cpu}, partner {partner}{where}",
+                                    user_only=False, partner=partner if pt else 0)
+            if pt is not None:
+                pt.description += f", partner of HRT thread {t.id}"
+        return out
+
+    def _forwarding(self, hrt, t) -> str:
+        """', forwarded write' while the thread waits for its partner to perform an event."""
+        try:
+            raw = pagewalk.read(self.machine.memory, hrt.cr3, t.channel, 8 * len(abi.EVENT_FIELDS))
+        except pagewalk.PageFault:
+            return ""
+        ev = dict(zip(abi.EVENT_FIELDS, struct.unpack(f"<{len(abi.EVENT_FIELDS)}Q", raw)))
+        if ev["thread"] != t.id or ev["state"] not in (abi.EVENT_STATE["POSTED"], abi.EVENT_STATE["TAKEN"]):
+            return ""
+        kind = ev["kind"]
+        if kind == abi.EVENT_KIND["SYSCALL"]:
+            from ros_shim.syscalls.names import NAMES       # (as hvm/events.py names them)
+            nr = ev["nr"]
+            return f", forwarded {NAMES.get(nr, f'syscall {nr}')}"
+        if kind == abi.EVENT_KIND["PAGE_FAULT"]:
+            return f", forwarded page fault at {ev['addr']:#x}"
+        if kind == abi.EVENT_KIND["EXCEPTION"]:
+            return f", forwarded exception {ev['vector']}"
+        return ""
 
     def _all(self) -> dict[int, GuestThread]:
         if self._threads_cache is None:
             threads = {t.tid: t for t in self.guest.threads()}
-            for cpu in self._hrt_cpus():
-                threads[HRT_TID_BASE + cpu.index] = self._hrt_thread(cpu)
+            threads.update(self._hrt_threads(threads))
             self._threads_cache = threads
         return self._threads_cache
 
@@ -244,7 +329,9 @@ class MachineTarget:
     def thread_on(self, vcpu: Vcpu) -> int | None:
         for cpu in self._hrt_cpus():
             if cpu.vcpu is vcpu:
-                return HRT_TID_BASE + cpu.index
+                ak = self._aerokernel()
+                cur = ak.current(cpu.index) if ak is not None else None
+                return cur.id if self._is_hrt_thread(cur) else HRT_TID_BASE + cpu.index
         return self.guest.thread_on(vcpu)
 
     # -- registers -------------------------------------------------------------------------------
@@ -269,7 +356,7 @@ class MachineTarget:
         try:
             return pagewalk.translate(mem, t.cr3, va, write)
         except pagewalk.PageFault:
-            if t.pid and self.guest.page_in(t.tid, va, write):
+            if t.pid and self.guest.page_in(t.partner or t.tid, va, write):
                 return pagewalk.translate(mem, t.cr3, va, write)
             raise
 
@@ -511,7 +598,7 @@ class MachineTarget:
 
     def auxv(self, tid: int) -> bytes | None:
         t = self._all().get(tid)
-        return self.guest.auxv(tid) if t is not None and t.pid else None
+        return self.guest.auxv(t.partner or tid) if t is not None and t.pid else None
 
     def monitor(self, tid: int, command: str) -> str:
         from .monitor import run_monitor_command
