@@ -158,3 +158,33 @@ def test_same_split_session_twice_gives_the_same_output(gdb, hybridized):
     assert "Hardware watchpoint 2: counter" in first.out and "thread_run_queued" in first.out, first
     assert first.out == second.out, f"first:\n{first.out}\nsecond:\n{second.out}"
     assert first.status == second.status == 36
+
+
+def test_hvm_debug_info_agrees_with_the_aerokernels_debug_information(gdb, hybridized):
+    """What the stub reads from the AeroKernel's hvm_debug_info (in hvm/abi.py's field order) is
+    what gdb computes from the image's DWARF: the tables' addresses and struct thread's layout."""
+    import struct
+
+    from hvm import abi
+    from hvm.hrt import parse_image
+    hybridized("debugme.glibc")                    # (builds the AeroKernel)
+    image = parse_image(AEROKERNEL.read_bytes())
+    addr = image.symbols[abi.DEBUG_INFO_SYMBOL]
+    va, _memsz, data, _flags = next(seg for seg in image.segments if seg[0] <= addr < seg[0] + len(seg[2]))
+    n = len(abi.DEBUG_INFO_FIELDS)
+    info = dict(zip(abi.DEBUG_INFO_FIELDS, struct.unpack_from(f"<{n}Q", data, addr - va)))
+    assert info["magic"] == abi.DEBUG_INFO_MAGIC
+    exprs = {"current": "(unsigned long)&'thread.c'::current", "idle": "(unsigned long)&'thread.c'::idle_threads",
+             "threads": "(unsigned long)&'thread.c'::threads", "thread_size": "sizeof(struct thread)",
+             "max_threads": "sizeof('thread.c'::threads) / sizeof(struct thread)",
+             "max_cpus": "sizeof('thread.c'::current) / sizeof(void *)",
+             **{f"off_{f}": f"(unsigned long)&((struct thread *)0)->{f}"
+                for f in ("rsp", "id", "state", "cpu", "channel", "fs_base")},
+             **{f"state_{s}": f"(int)TS_{s.upper()}" for s in ("free", "runnable", "running", "blocked", "dead")}}
+    argv = [gdb, "-batch", "-nx", str(AEROKERNEL)]
+    for e in exprs.values():
+        argv += ["-ex", f"p/x {e}"]
+    r = subprocess.run(argv, capture_output=True, text=True, env=dict(BASE_ENV))
+    values = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)$", r.stdout, re.M)]
+    assert len(values) == len(exprs), r.stdout + r.stderr
+    assert {k: info[k] for k in exprs} == dict(zip(exprs, values))
