@@ -200,6 +200,7 @@ class MachineTarget:
         self._threads_cache: dict[int, GuestThread] | None = None
         self.siginfo: dict[int, bytes] = {}           # tid -> siginfo_t of the fault it stopped on
         self.detached = False
+        self._ak_view: AeroKernelView | None = None     # the booted AeroKernel's threads
 
     # -- threads ---------------------------------------------------------------------------------
     def _hrt_cpus(self):
@@ -213,7 +214,7 @@ class MachineTarget:
         hrt = self.machine.hrt
         if hrt is None or not hrt.booted or hrt.image is None:
             return None
-        view = getattr(self, "_ak_view", None)
+        view = self._ak_view
         if view is None or view.hrt is not hrt:
             view = self._ak_view = AeroKernelView(hrt)
         return view
@@ -237,8 +238,7 @@ class MachineTarget:
         for cpu in cpus:
             v = cpu.vcpu
             cur = snap.current.get(cpu.index) if snap else None
-            system = {"cr0": v.reg("cr0"), "cr2": v.reg("cr2"), "cr3": v.reg("cr3"), "cr4": v.reg("cr4"),
-                      "efer": v.msr(MSR_EFER)}
+            system = self._system_registers(v)
             tid = HRT_TID_BASE + cpu.index
             if self._is_hrt_thread(cur) and cpu.index in snap.idle:
                 regs_ = ak.saved_registers(snap.idle[cpu.index], system)
@@ -265,14 +265,19 @@ class MachineTarget:
             if running:
                 regs_, ring, where = LiveRegisters(v), v.cpl(), self._forwarding(hrt, t)
             else:
-                system = {"cr0": v.reg("cr0"), "cr3": v.reg("cr3"), "cr4": v.reg("cr4"), "efer": v.msr(MSR_EFER)}
-                regs_, ring, where = ak.saved_registers(t, system), 0, ", switched out"
+                regs_, ring, where = ak.saved_registers(t, self._system_registers(v)), 0, ", switched out"
             out[t.id] = GuestThread(t.id, pt.pid if pt else 0, regs_, v.reg("cr3"),
                                     f"HRT thread {t.id}, ring {ring}, vCPU {t.cpu}, partner {partner}{where}",
                                     user_only=False, partner=partner if pt else 0)
             if pt is not None:
                 pt.description += f", partner of HRT thread {t.id}"
         return out
+
+    @staticmethod
+    def _system_registers(v: Vcpu) -> dict:
+        """What a switched-out AeroKernel thread shares with its vCPU: the system registers."""
+        return {"cr0": v.reg("cr0"), "cr2": v.reg("cr2"), "cr3": v.reg("cr3"), "cr4": v.reg("cr4"),
+                "efer": v.msr(MSR_EFER)}
 
     def _forwarding(self, hrt, t) -> str:
         """', forwarded write' while the thread waits for its partner to perform an event."""
