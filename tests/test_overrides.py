@@ -8,7 +8,6 @@ functions in aerokernel/exports.c. Refusals are one `mvemu:` line, never a trace
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 import subprocess

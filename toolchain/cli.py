@@ -70,7 +70,7 @@ def run(opts) -> int:
                 raise UsageError("--sdk DIR takes nothing else")
             return _install_sdk(opts.sdk)
         if not opts.program:
-            raise UsageError("PROGRAM is required (the static program to hybridize, or the file for --info)")
+            raise UsageError("the following arguments are required: PROGRAM (or --sdk DIR)")
         if opts.info:
             if opts.output or opts.aerokernel or opts.overrides or opts.no_overrides:
                 raise UsageError("--info takes only the file to describe")
