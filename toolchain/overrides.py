@@ -50,7 +50,7 @@ KEYS = {"function", "target", "args", "when", "required", "enabled"}
 PATCH_SIZE = 5                       # jmp rel32
 CODE_ALIGN = 16
 NOTE_TYPE = 0x4d4f                   # "MO": the overrides note, next to the Multiverse note ("MV")
-STT_OBJECT, STT_FUNC, STT_GNU_IFUNC = 1, 2, 10
+STT_FUNC, STT_GNU_IFUNC = 2, 10
 STB_LOCAL = 0
 INT3 = b"\xcc"
 
