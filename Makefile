@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 images:
+	$(MAKE) -C toolchain/sdk
 	$(MAKE) -C guest_images
 	$(MAKE) -C aerokernel
 	$(MAKE) -C toolchain/runtime
@@ -36,4 +37,5 @@ clean:
 	$(MAKE) -C guest_images clean
 	$(MAKE) -C aerokernel clean
 	$(MAKE) -C toolchain/runtime clean
+	$(MAKE) -C toolchain/sdk clean
 	rm -rf $(VENV)

@@ -41,6 +41,11 @@ def pack_note(note: Note) -> bytes:
     return _note(NOTE_NAME, abi.FAT_NOTE_TYPE, NOTE_DESC.pack(*note))
 
 
+def pack_named_note(kind: int, desc: bytes) -> bytes:
+    """Another note of owner "Multiverse" (the overrides note, overrides.py)."""
+    return _note(NOTE_NAME, kind, desc)
+
+
 def find_fat_note(elf: Elf) -> Note | None:
     """The Multiverse note of a fat binary; None for any other program."""
     for name, kind, desc in notes(elf):

@@ -2,8 +2,9 @@
 
 The fat binary is the program, unchanged but for two things, plus one new segment:
 
-    new segment (R+X):  program headers | Multiverse runtime | AeroKernel image (ELF) | note
+    new segment (R+X):  program headers | Multiverse runtime | overrides | AeroKernel image (ELF) | notes
     _start:             the load of main's address now loads the runtime's mv_main
+    overridden functions: their first bytes jump to their wrappers (overrides.py)
     ELF header:         e_phoff/e_phnum point to the new table
 
 mv_main runs main in the HRT under mvemu, and simply calls it anywhere else.
@@ -14,48 +15,70 @@ import hashlib
 
 from hvm import abi
 
-from . import elfedit, startpatch
+from . import elfedit, overrides as ov, startpatch
 from .elf import ET_DYN, PF_R, PT_INTERP, PT_NOTE, SHF_ALLOC, SHF_EXECINSTR, SHT_NOTE, SHT_PROGBITS, Elf, Segment
 from .errors import Refused
-from .fatbinary import CONFIG, Config, Note, build_id, find_fat_note, pack_config, pack_note, unpack_config
+from .fatbinary import (CONFIG, NOTE_NAME, Config, Note, build_id, find_fat_note, notes, pack_config, pack_named_note,
+                        pack_note, unpack_config)
 from .pieces import Runtime
 
 IMAGE_ALIGN = 16            # the embedded ELF file: its header wants 8
 NOTE_ALIGN = 8
 
 
-def hybridize(program: bytes, runtime: Runtime, image: bytes) -> bytes:
+def hybridize(program: bytes, runtime: Runtime, image: bytes, overrides: list[ov.Override] = ()) -> bytes:
     """The fat binary made of `program` (a static x86-64 executable's bytes), the runtime and
-    the AeroKernel `image` (an ELF file's bytes)."""
+    the AeroKernel `image` (an ELF file's bytes), with the function `overrides` applied."""
     elf = Elf(program)
     _check_static(elf)
     if find_fat_note(elf):
         raise Refused("already a fat binary (it has a Multiverse note)")
     load = startpatch.find_main_load(elf)
+    plan = ov.resolve(elf, list(overrides), runtime.functions, image)
 
     place = elfedit.place_segment(elf, extra_headers=1)
     runtime_at = _align(place.body_offset, runtime.align)
-    image_at = _align(runtime_at + len(runtime.code), IMAGE_ALIGN)
+    runtime_address = place.address_of(runtime_at)
+    overrides_at = _align(runtime_at + len(runtime.code), ov.CODE_ALIGN)
+    code, patches, applied = ov.generate(plan, place.address_of(overrides_at), runtime_address,
+                                         runtime.functions, elf)
+    image_at = _align(overrides_at + len(code), IMAGE_ALIGN)
     note_at = _align(image_at + len(image), NOTE_ALIGN)
-    mv_main = place.address_of(runtime_at) + runtime.mv_main
-    config_address = place.address_of(runtime_at) + runtime.mv_config
+    mv_main = runtime_address + runtime.mv_main
+    config_address = runtime_address + runtime.mv_config
     config = Config(magic=abi.FAT_CONFIG_MAGIC, version=abi.FAT_VERSION, main_off=load.main - config_address,
                     image_off=place.address_of(image_at) - config_address, image_len=len(image), flags=0)
     note = pack_note(Note(version=abi.FAT_VERSION, main=load.main, runtime_entry=mv_main, config=config_address,
                           image_offset=image_at, image_len=len(image), flags=config.flags))
+    if applied:
+        note += pack_named_note(ov.NOTE_TYPE, ov.pack_note_desc(applied))
 
     body = bytearray(note_at + len(note) - place.body_offset)
-    for at, content in ((runtime_at, runtime.with_config(pack_config(config))), (image_at, image), (note_at, note)):
+    for at, content in ((runtime_at, runtime.with_config(pack_config(config))), (overrides_at, code),
+                        (image_at, image), (note_at, note)):
         body[at - place.body_offset:at - place.body_offset + len(content)] = content
     patched = bytearray(program)
     startpatch.redirect(patched, load, mv_main, position_independent=elf.type == ET_DYN)
+    for offset, jump in patches:
+        patched[offset:offset + len(jump)] = jump
     note_address = place.address_of(note_at)
     note_header = Segment(PT_NOTE, PF_R, note_at, note_address, note_address, len(note), len(note), 4)
     parts = [elfedit.Part(".multiverse.runtime", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, runtime_at,
-                          len(runtime.code), runtime.align),
-             elfedit.Part(".multiverse.aerokernel", SHT_PROGBITS, SHF_ALLOC, image_at, len(image), IMAGE_ALIGN),
-             elfedit.Part(".note.multiverse", SHT_NOTE, SHF_ALLOC, note_at, len(note), 4)]
+                          len(runtime.code), runtime.align)]
+    if code:
+        parts.append(elfedit.Part(".multiverse.overrides", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, overrides_at,
+                                  len(code), ov.CODE_ALIGN))
+    parts += [elfedit.Part(".multiverse.aerokernel", SHT_PROGBITS, SHF_ALLOC, image_at, len(image), IMAGE_ALIGN),
+              elfedit.Part(".note.multiverse", SHT_NOTE, SHF_ALLOC, note_at, len(note), 4)]
     return elfedit.add_segment(elf, bytes(patched), place, bytes(body), [note_header], parts)
+
+
+def applied_overrides(elf: Elf) -> list[ov.Applied]:
+    """The overrides recorded in a fat binary's overrides note ([] when it has none)."""
+    for name, kind, desc in notes(elf):
+        if name == NOTE_NAME and kind == ov.NOTE_TYPE:
+            return ov.unpack_note_desc(desc)
+    return []
 
 
 def describe(data: bytes) -> tuple[bool, str]:
@@ -83,7 +106,7 @@ def describe(data: bytes) -> tuple[bool, str]:
         f"main_off {config.main_off:#x}, image_off {config.image_off:#x}, image_len {config.image_len}, "
         f"flags {config.flags:#x}",
         f"  AeroKernel image    offset {note.image_offset:#x}, {note.image_len} bytes, {_describe_image(image)}",
-    ]
+    ] + ov.describe(applied_overrides(elf))
     return True, "\n".join(lines)
 
 
