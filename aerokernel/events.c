@@ -3,8 +3,8 @@
  *
  * The HRT side fills the record and posts it (state POSTED, hypercall POST_EVENT); the VMM wakes
  * the partner, which takes it, does the work in the ROS, writes the result and completes it
- * (COMPLETED; the VMM queues HVM_WORK_WAKE on the posting vCPU). Meanwhile the thread waits in
- * place: its vCPU halts (WAIT_EVENT found no work) until the completion arrives. */
+ * (COMPLETED; the VMM queues HVM_WORK_WAKE on the posting vCPU). Meanwhile the thread is blocked
+ * and its vCPU runs its other threads, or halts until the completion arrives (thread.c). */
 #include "cpu.h"
 #include "events.h"
 #include "hypercall.h"
@@ -17,8 +17,7 @@ static void post_and_wait(struct hvm_event *ev, int wait)
     hvm_hypercall(HVM_HC_POST_EVENT, (long)ev, ev->kind, 0, 0);
     if (!wait)
         return;
-    while (__atomic_load_n(&ev->state, __ATOMIC_ACQUIRE) != HVM_EVENT_COMPLETED)
-        thread_wait_for_work(1UL << HVM_WORK_WAKE);
+    thread_wait_event(ev);
 }
 
 long event_syscall(struct thread *t, struct syscall_frame *f)

@@ -4,7 +4,9 @@
  * the CPU: SS, RSP, RFLAGS, CS, RIP and, for some vectors, an error code.
  * Each stub makes the frame uniform (a 0 error code where the CPU pushes none), pushes its
  * vector, and the common path saves all general registers into a struct trapframe (trap.h),
- * calls trap(tf), restores them and returns with iretq. */
+ * calls trap(tf), restores them and returns with iretq. An exception of program code continues on
+ * the program thread's own kernel stack (trap_stack moves the frame there), where the thread may
+ * block while its partner resolves it, and other threads of the vCPU use the IST meanwhile. */
 #include "trap.h"
 #include "regs.S.h"
 
@@ -38,7 +40,10 @@ isr_common:
     cld                             /* the C ABI wants DF = 0; iretq restores the caller's */
     PUSH_GPRS
     movq    %rsp, %rdi              /* struct trapframe *; RSP is 16-byte aligned here: */
-    call    trap                    /* IST top (aligned) - 22 words */
+    call    trap_stack              /* IST top (aligned) - 22 words. Where to go on: here, or */
+    movq    %rax, %rsp              /* a copy of the frame on the thread's own kernel stack */
+    movq    %rsp, %rdi
+    call    trap
     POP_GPRS
     addq    $16, %rsp               /* vector, error code */
     iretq

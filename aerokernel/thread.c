@@ -16,6 +16,7 @@ static unsigned next_id = 0x1000;          /* program threads carry the VMM's id
 static struct runqueue runqueues[MAX_CPUS];
 static struct thread idle_threads[MAX_CPUS];
 static struct thread *current[MAX_CPUS];
+static struct thread *event_waiters[MAX_CPUS];     /* blocked in thread_wait_event, per vCPU */
 
 void thread_init_cpu(unsigned cpu)
 {
@@ -151,6 +152,10 @@ static void schedule(void)
         enqueue(prev);
     next->state = TS_RUNNING;
     current[c->id] = next;
+    /* A program thread's system calls run on its own kernel stack (it may block in one); kernel
+     * threads, which call from their kernel stack, use the vCPU's. */
+    syscall_percpu[c->id].stack_top = next->channel ? next->kstack_top
+                                                    : c->stack_top[KSTACK_SLOT_SYSCALL];
     if (next->channel)
         wrmsr(MSR_FS_BASE, next->fs_base);
     switch_to(&prev->rsp, next->rsp);
@@ -200,12 +205,55 @@ long thread_join(struct thread *t)
     return v;
 }
 
+/* A WAKE arrived on this vCPU: every thread whose awaited event has completed runs again. */
+static void wake_event_waiters(unsigned cpu)
+{
+    struct thread **pp = &event_waiters[cpu];
+    while (*pp) {
+        struct thread *t = *pp;
+        if (__atomic_load_n(&t->waiting_on->state, __ATOMIC_ACQUIRE) == HVM_EVENT_COMPLETED) {
+            *pp = t->next_waiter;
+            t->waiting_on = 0;
+            enqueue(t);
+        } else {
+            pp = &t->next_waiter;
+        }
+    }
+}
+
 long thread_wait_for_work(unsigned long kinds)
 {
-    long kind = hvm_hypercall(HVM_HC_WAIT_EVENT, this_cpu()->id, kinds, 0, 0);
+    unsigned cpu = this_cpu()->id;
+    long kind = hvm_hypercall(HVM_HC_WAIT_EVENT, cpu, kinds, 0, 0);
     if (kind == HVM_WORK_NONE)
         wait_for_interrupt();           /* the vCPU stops until the VMM has work for it */
+    else if (kind == HVM_WORK_WAKE)
+        wake_event_waiters(cpu);
     return kind;
+}
+
+/* The partner works on the current thread's event: let the vCPU's other threads run meanwhile
+ * (the completion queues a WAKE on this vCPU, which makes the thread runnable again), or, if
+ * there are none, halt until it comes. */
+void thread_wait_event(struct hvm_event *ev)
+{
+    struct thread *t = thread_current();
+    unsigned cpu = this_cpu()->id;
+    while (__atomic_load_n(&ev->state, __ATOMIC_ACQUIRE) != HVM_EVENT_COMPLETED) {
+        if (runqueues[cpu].head) {
+            t->waiting_on = ev;
+            t->next_waiter = event_waiters[cpu];
+            event_waiters[cpu] = t;
+            t->state = TS_BLOCKED;
+            schedule();
+        } else if (thread_wait_for_work((1UL << HVM_WORK_WAKE) | (1UL << HVM_WORK_THREAD))
+                   == HVM_WORK_THREAD) {
+            /* a new top-level thread for this vCPU: queue it, then block and let it run */
+            struct hvm_mailbox *mb = this_cpu()->mailbox;
+            if (!thread_create_program(mb, cpu, mb->thread))
+                mb->result = -ENOMEM;
+        }
+    }
 }
 
 int thread_run_queued(void)

@@ -109,6 +109,26 @@ static void __attribute__((noreturn)) fatal(struct cpu *c, struct trapframe *tf,
     halt_forever();
 }
 
+/* Is this an exception of program code, to be forwarded to the thread's partner? */
+static int program_exception(struct cpu *c, const struct trapframe *tf)
+{
+    struct thread *t = c ? thread_current() : 0;
+    return t && t->channel && tf->rip < LOWER_HALF_END;
+}
+
+/* Called by isr_common on the IST stack: the frame trap() runs on. An exception of program code
+ * is forwarded and the thread may block until its partner is done, so it moves to the thread's
+ * own kernel stack (free while the thread runs program code); any other stays where it is. */
+struct trapframe *trap_stack(struct trapframe *tf)
+{
+    struct cpu *c = this_cpu();
+    if (!program_exception(c, tf))
+        return tf;
+    struct trapframe *moved = (struct trapframe *)((thread_current()->kstack_top - sizeof *tf) & ~15UL);
+    memcpy(moved, tf, sizeof *tf);
+    return moved;
+}
+
 void trap(struct trapframe *tf)
 {
     struct cpu *c = this_cpu();
@@ -116,6 +136,18 @@ void trap(struct trapframe *tf)
     unsigned long cr2 = vec == T_PF ? read_cr2() : 0;
     if (!c)
         fatal(c, tf, cr2, 0, " (no TSS loaded)");
+    if (program_exception(c, tf)) {
+        /* on the thread's kernel stack (trap_stack): the IST is not ours to lower */
+        c->exc_count[vec & 31]++;
+        c->last_vector = vec;
+        c->last_error = tf->error;
+        c->last_cr2 = cr2;
+        c->last_rip = tf->rip;
+        struct thread *t = thread_current();
+        if (!(vec == T_PF ? event_page_fault(t, tf, cr2) : event_exception(t, tf, cr2)))
+            fatal(c, tf, cr2, 0, "");
+        return;
+    }
 
     /* Lower this IST while we run, so a nested exception on it gets its own frame. */
     unsigned ist = idt_ist(vec);
@@ -132,11 +164,7 @@ void trap(struct trapframe *tf)
     c->last_rip = tf->rip;
 
     int handled = 0, reported = 0;
-    struct thread *t = thread_current();
-    if (t->channel && tf->rip < LOWER_HALF_END) {
-        /* program code: the ROS resolves its faults and turns its exceptions into signals */
-        handled = vec == T_PF ? event_page_fault(t, tf, cr2) : event_exception(t, tf, cr2);
-    } else {
+    {
         switch (vec) {
         case T_PF:
             handled = page_fault(c, tf, cr2);

@@ -74,12 +74,18 @@ EVENT_FIELDS = ("kind", "state", "nr", "a0", "a1", "a2", "a3", "a4", "a5", "resu
                 "addr", "error", "rip", "vector", "thread", "seq",
                 # the HRT thread's registers at a syscall (a fork child continues from them)
                 "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
-                "r12", "r13", "r14", "r15", "rflags")
+                "r12", "r13", "r14", "r15", "rflags",
+                # set by the child of a forwarded thread clone once it has read the registers above
+                # (the partner must not let the record be reused before: the memory is shared)
+                "child_ready")
 EVENT_KIND = {"NONE": 0, "SYSCALL": 1, "PAGE_FAULT": 2, "EXCEPTION": 3, "THREAD_EXIT": 4}
 EVENT_STATE = {"FREE": 0, "POSTED": 1, "TAKEN": 2, "COMPLETED": 3}
 # A system call number no Linux uses: HRT code returning from a top-level thread's function lands
 # on the runtime's trampoline, which issues it; the AeroKernel ends the thread (THREAD_EXIT event).
 HRT_SYS_THREAD_EXIT = 0x4D56
+# Another: HRT code asking its partner to run fn(arg) (rdi, rsi) in a new top-level HRT thread and
+# return its result (the runtime's mv_invoke_func, behind the SDK's hrt_invoke_func).
+HRT_SYS_INVOKE = 0x4D57
 
 # -- the ROS's door to the HVM: /dev/hvm ---------------------------------------------------------
 # A ROS program never issues hypercalls itself (ring 3 cannot); it asks the ROS kernel through this
@@ -183,7 +189,8 @@ def header() -> str:
     out += [f"#define HVM_EVENT_{name} {value}" for name, value in EVENT_KIND.items()]
     out += [f"#define HVM_EVENT_{name} {value}" for name, value in EVENT_STATE.items()]
     out += [f"#define HVM_EVOFF_{f.upper()} {8 * i}" for i, f in enumerate(EVENT_FIELDS)]
-    out += [f"#define HVM_HRT_SYS_THREAD_EXIT 0x{HRT_SYS_THREAD_EXIT:x}"]
+    out += [f"#define HVM_HRT_SYS_THREAD_EXIT 0x{HRT_SYS_THREAD_EXIT:x}",
+            f"#define HVM_HRT_SYS_INVOKE 0x{HRT_SYS_INVOKE:x}"]
     out += ["", f'#define HVM_ROS_DEVICE "{ROS_DEVICE}"']
     out += [f"#define HVM_IOC_{name} 0x{number:x}  /* {doc} */" for name, (number, doc) in ROS_IOCTLS.items()]
     out += ["", f"#define MV_FAT_VERSION {FAT_VERSION}",

@@ -20,6 +20,10 @@ from .vcpu import Exit, Vcpu
 _HC_NAMES = {number: name for name, number in abi.HC.items()}
 
 
+def _nobody() -> bool:
+    return False
+
+
 class GuestOS(Protocol):
     finished: bool
     exit_status: int
@@ -32,6 +36,7 @@ class GuestOS(Protocol):
     def reschedule(self, vcpu: Vcpu) -> None: ...
     def hvm_event(self, channel: int) -> None: ...              # the HRT posted on a channel
     def wants_cpu(self) -> bool: ...
+    def lend_cpu(self, vcpu: Vcpu | None, others_want=None) -> None: ...  # time-slice a vCPU of ours
 
 
 class _Dispatch:
@@ -221,13 +226,16 @@ class Machine:
                 stats.ros_ns += clock() - t0
             hrt = self.hrt
             if hrt is not None:
-                for cpu in hrt.runnable:
-                    # An HRT vCPU runs until it waits, halts or forwards an event: it is not
-                    # time-sliced (yet). An asynchronous stop of an HRT vCPU (the watchdog's
-                    # emu_stop from another host thread) was seen to corrupt a #PF delivery under
-                    # load; until that is understood, a spinning HRT thread starves the ROS.
+                runnable = hrt.runnable
+                for cpu in runnable:
+                    # An HRT vCPU runs until it waits, halts or forwards an event, or until its
+                    # time slice ends while the ROS or another HRT vCPU has work (the guest's
+                    # watchdog slices it like a ROS thread): a spinning HRT thread cannot starve
+                    # the ROS, whose partner may be about to set the flag it spins on.
                     t0 = clock()
+                    guest.lend_cpu(cpu.vcpu, (lambda: True) if len(runnable) > 1 else _nobody)
                     exit = hrt.run_vcpu(cpu)
+                    guest.lend_cpu(None)
                     if dbg is None or not dbg.on_exit(cpu.vcpu, exit):
                         hrt.on_exit(cpu, exit)
                     stats.hrt_ns += clock() - t0

@@ -202,3 +202,15 @@ def exits_at_block_boundaries(uc: Uc, on: bool = True) -> bool:
         return False
     ctypes.c_bool.from_address(ctypes.cast(uc._uch, ctypes.c_void_p).value + off).value = on
     return True
+
+
+# Unicorn ends every emu_start by invalidating the translated code at its `until` address (so a
+# stop planted there does not stay in the cache). It finds that code by translating `until` through
+# the guest's page tables with a real TLB fill: when the address is not mapped, the fill raises a
+# #PF that Unicorn swallows, but not before it has set CR2 and the error code. A run that ends
+# between an exception's delivery and the handler's `mov %cr2` hands the handler a CR2 of
+# until - 1 (probe: ../shared/probes/, tests/test_vcpu.py). With "exits" enabled and none set,
+# there is no `until` address at all and nothing is translated.
+
+def no_until_address(uc: Uc) -> None:
+    uc.ctl_exits_enabled(True)

@@ -16,6 +16,7 @@ import ctypes
 import enum
 import operator
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -163,10 +164,15 @@ class Vcpu:
         # Stops take effect at translation-block boundaries only (see unicorn_quirks): an
         # asynchronous stop must never replay a read-modify-write.
         self.block_exits = unicorn_quirks.exits_at_block_boundaries(self.uc)
+        # No `until` address: without this, every emu_start ends by translating the address passed
+        # as `until` through the guest's page tables, and when it is unmapped that walk is a #PF
+        # that sets CR2 (and the pending-exception state) behind the guest's back (unicorn_quirks).
+        unicorn_quirks.no_until_address(self.uc)
         self._scratch_ctx = self.uc.context_save()
         self._pending: Exit | None = None
         self._hook_error: BaseException | None = None
         self.preempt_requested = False
+        self._in_hook = threading.Lock()
         # The live register file in Unicorn's CPU state, when it can be located and proven
         # (unicorn_quirks.register_file_address); otherwise the (slower) API paths below.
         addr = unicorn_quirks.register_file_address(self.uc)
@@ -195,6 +201,7 @@ class Vcpu:
         self.debug_stop_requested = False
         self.exceptions = 0                      # exceptions seen by the hook (a step's re-execution test)
         self.runs = 0                            # run() calls
+        self.hook_calls = 0                      # system call, port and exception hooks run
 
     def _hook(self, htype: int, cb, insn: int | None = None, begin: int = 1, end: int = 0) -> ctypes.c_size_t:
         handle = ctypes.c_size_t()
@@ -251,8 +258,9 @@ class Vcpu:
 
     def request_preempt(self) -> None:
         """From any host thread: end the current run() with a BUDGET exit (time-slice end)."""
-        self.preempt_requested = True
-        self.uc.emu_stop()
+        with self._in_hook:
+            self.preempt_requested = True
+            self.uc.emu_stop()
 
     def request_debug_stop(self) -> None:
         """From any host thread: end the current (or next) run() with a DEBUG exit, detail
@@ -270,6 +278,11 @@ class Vcpu:
         self.uc.emu_stop()
 
     def _on_syscall(self, _uc, _user) -> None:
+        with self._in_hook:
+            self._on_syscall_locked()
+
+    def _on_syscall_locked(self) -> None:
+        self.hook_calls += 1
         try:
             if not self.handler.on_syscall(self):
                 self.stop(Exit(ExitKind.SYSCALL, rip=self.reg("rip")))
@@ -277,6 +290,11 @@ class Vcpu:
             self._fail(e)
 
     def _on_out(self, _uc, port, size, value, _user) -> None:
+        with self._in_hook:
+            self._on_out_locked(port, value)
+
+    def _on_out_locked(self, port, value) -> None:
+        self.hook_calls += 1
         try:
             exit = Exit(ExitKind.HYPERCALL, rip=self.reg("rip"), port=port, value=value)
             if not self.handler.on_hypercall(self, exit):
@@ -298,6 +316,11 @@ class Vcpu:
         return error_code
 
     def _on_intr(self, _uc, intno, _user) -> None:
+        with self._in_hook:
+            self._on_intr_locked(intno)
+
+    def _on_intr_locked(self, intno) -> None:
+        self.hook_calls += 1
         try:
             error_code = self._clear_exception_state()
             self.exceptions += 1

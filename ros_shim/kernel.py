@@ -153,6 +153,23 @@ class RosKernel:
         deadline = self.sched.next_deadline(self._next_itimer())
         return deadline is not None and now_ns() >= deadline
 
+    def lend_cpu(self, vcpu: Vcpu | None, others_want=None) -> None:
+        """The machine runs a vCPU of its own (an HRT vCPU) on the host thread: slice it like a
+        ROS thread. Its slice ends when this kernel has a thread to run, a timer is due or a host
+        signal arrived, or when `others_want()` (other vCPUs have work). None: the run is over."""
+        if self.watchdog is None:
+            return
+        if vcpu is None:
+            self.watchdog.lend(None, None)
+            return
+        self.watchdog.lend(vcpu, lambda: others_want() or self._wants_cpu_back())
+
+    def _wants_cpu_back(self) -> bool:
+        if not self.idle or self.sched.runq or self.host_signals:
+            return True
+        deadline = self.sched.next_deadline(self._next_itimer())
+        return deadline is not None and now_ns() >= deadline
+
     # -- processes --------------------------------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
         return AddressSpace(self.mem, self.frames, self._kernel_pml4e, self.tlb, self.zero_page)
@@ -401,8 +418,7 @@ class RosKernel:
         vcpu.preempt_requested = False            # a new slice starts now
         if t.entry is not None:
             self._enter_user(vcpu, t)
-        self.watchdog.slice_start = time.monotonic()
-        self.watchdog.running = vcpu
+        self.watchdog.lend(vcpu, None)
 
     # -- blocking ---------------------------------------------------------------------------------
     def block(self, t: Thread, wait: Wait):

@@ -137,6 +137,8 @@ class Watchdog:
         self.k = kernel
         self.running = None               # the vCPU inside run(), if any
         self.slice_start = 0
+        self.wants = None                 # for a lent vCPU (lend): does anyone else want the CPU?
+        self._lent_calls = 0              # its hook count when last seen
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wakeup_r, self.wakeup_w = r, w
         self._stop = False
@@ -155,8 +157,26 @@ class Watchdog:
             if readable:                        # a host signal arrived: let the main thread see it
                 v.request_preempt()
                 continue
-            if time.monotonic() - self.slice_start >= QUANTUM_S and self.k.wants_cpu():
+            if self.wants is not None and v.hook_calls != self._lent_calls:
+                # A lent vCPU that exits to the VMM (hypercalls, forwarded events) gives the CPU
+                # back by itself soon; only one that has run a whole slice without a single
+                # exit (a thread spinning on a flag) is stopped from here. (Stops that land
+                # close to a hook of an HRT vCPU were seen to leave a stale RIP: docs/architecture.md.)
+                self._lent_calls = v.hook_calls
+                self.slice_start = time.monotonic()
+                continue
+            wants = self.wants or self.k.wants_cpu
+            if time.monotonic() - self.slice_start >= QUANTUM_S and wants():
                 v.request_preempt()
+
+    def lend(self, vcpu, wants) -> None:
+        """Time-slice a vCPU that is not the guest's (an HRT vCPU): stop it at the end of its slice
+        if `wants()` says someone else needs the host CPU. `lend(None, None)` ends that."""
+        self.running = None
+        self.wants = wants
+        self._lent_calls = vcpu.hook_calls if vcpu is not None else 0
+        self.slice_start = time.monotonic()
+        self.running = vcpu
 
     def close(self) -> None:
         self._stop = True

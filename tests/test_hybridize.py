@@ -116,22 +116,7 @@ def _same_run(what: str, a: harness.Result, b: harness.Result) -> list[str]:
     return problems
 
 
-# Split execution does not yet handle these (see the [split]/[threads] issue notes):
-_SPLIT_GAPS = {
-    "signals": "HRT vCPUs are not time-sliced yet (an asynchronous stop of an HRT vCPU corrupted a "
-               "#PF delivery under load), so main spinning in the HRT on a flag that a SIGALRM "
-               "handler sets in the ROS never lets the ROS run: the run times out",
-    "threads": "pthread_create from the HRT is a forwarded clone3 whose child continues in the ROS, "
-               "and that child crashes (jumps to 0); the spin-on-flag part also needs HRT time slices",
-}
-
-
-def _split_gap(name: str):
-    why = _SPLIT_GAPS.get(name.split(".")[0])
-    return pytest.param(name, marks=pytest.mark.xfail(reason=why, strict=False)) if why else name
-
-
-@pytest.mark.parametrize("name", [_split_gap(n) for n in sorted(CASES)])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_fat_binary_behaves_like_the_original(name, image_runs):
     runs = image_runs[name].result()
     case = CASES[name]

@@ -30,8 +30,6 @@ SRC = REPO / "guest_images" / "src" / "overrides"
 DEMO_CONFIG = SRC / "override_demo.toml"
 ENOSYS = 38
 CR0_PE, CR0_WP, CR0_PG = 1 << 0, 1 << 16, 1 << 31
-NEEDS_INVOKE = "needs runtime:mv_invoke_func (lead)"
-NEEDS_PTHREAD = "needs runtime:mv_pthread_create (lead)"
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +78,7 @@ def with_enabled(config: str) -> str:
 
 # -- the config --------------------------------------------------------------------------------------
 def test_default_config_targets_exist(pieces):
-    """Every enabled entry of the default config names a target that exists; the disabled ones are
-    exactly the runtime functions the [threads] work adds."""
+    """Every entry of the default config is enabled and names a target that exists."""
     runtime, image = pieces
     config = ov.load_config(ov.DEFAULT_CONFIG)
     image_functions = {s.name for s in ov.symbol_table(Elf(image)) if s.type == ov.STT_FUNC}
@@ -91,7 +88,7 @@ def test_default_config_targets_exist(pieces):
             names = image_functions if o.kind == "aerokernel" else runtime.functions
             assert o.target in names, f"{o.function}: {o.target_spec} does not exist"
     disabled = {o.function: o.target_spec for o in config if not o.enabled}
-    assert disabled == {"pthread_create": "runtime:mv_pthread_create", "hrt_invoke_func": "runtime:mv_invoke_func"}
+    assert disabled == {}
     sdk = {line.split("(")[0].split()[-1].lstrip("*") for line in (REPO / "toolchain/sdk/hrt.h").read_text().splitlines()
            if re.match(r"(long|void \*)\s*\*?hrt_\w+\(", line)}
     assert sdk <= {o.function for o in config}, f"SDK functions without a default override: {sdk - {o.function for o in config}}"
@@ -200,24 +197,18 @@ def test_refused(make, config, words, pieces, tmp_path, capsys):
 def test_optional_entries_skip_stripped_programs(pieces, tmp_path, capsys):
     """The default config on a stripped program (Debian's busybox) or one without the functions
     changes nothing: the same bytes as without overrides."""
-    for name in ("busybox", "hello.glibc", "threads.glibc", "threads.musl", "hello.pie"):
+    for name in ("busybox", "hello.glibc", "hello.pie"):
         a = fat(capsys, BUILD / name, tmp_path / f"{name}.default")
         b = fat(capsys, BUILD / name, tmp_path / f"{name}.none", "--no-overrides")
         assert a.read_bytes() == b.read_bytes(), name
         assert applied_overrides(Elf(a.read_bytes())) == []
 
 
-def test_pending_default_entries_refuse_clearly(pieces):
-    """Switched on before the runtime has their targets, the default pthread_create entry is one clear
-    refusal for a program that uses pthread_create (and nothing for one that does not)."""
-    runtime, image = pieces
-    config = ov.parse_config(with_enabled(ov.DEFAULT_CONFIG.read_text()))
-    hybridize((BUILD / "hello.glibc").read_bytes(), runtime, image, config)
-    if "mv_pthread_create" in runtime.functions:
-        pytest.skip("the runtime has mv_pthread_create: nothing pending")
-    with pytest.raises(Refused, match="override of pthread_create: the Multiverse runtime has no function "
-                                      "mv_pthread_create"):
-        hybridize((BUILD / "threads.glibc").read_bytes(), runtime, image, config)
+@pytest.mark.parametrize("name", ["threads.glibc", "threads.musl"])
+def test_default_config_overrides_pthread_create(name, pieces, tmp_path, capsys):
+    """A program with pthread_create gets the default override (and only that one)."""
+    out = fat(capsys, BUILD / name, tmp_path / "fat")
+    assert [o.function for o in applied_overrides(Elf(out.read_bytes()))] == ["pthread_create"]
 
 
 # -- the mechanics on real binaries -----------------------------------------------------------------------
@@ -348,7 +339,6 @@ def test_sdk_privileged_results(name, pieces, tmp_path, capsys):
                  and any(o.function == "hrt_invoke_func" and o.enabled for o in ov.load_config(ov.DEFAULT_CONFIG)))
 
 
-@pytest.mark.xfail(reason=NEEDS_INVOKE, strict=False)
 def test_sdk_invoke_func_in_new_hrt_thread(pieces, tmp_path):
     """With mv_invoke_func, hrt_invoke_func runs the function in another HRT thread than main's."""
     runtime, image = pieces
@@ -389,7 +379,6 @@ def test_fig5_natively(name, pieces, tmp_path, capsys):
     assert [_result_line(ln) for ln in original.stdout.decode().splitlines()] == [(-ENOSYS % (1 << 64), 3)]
 
 
-@pytest.mark.xfail(reason=NEEDS_PTHREAD, strict=False)
 @pytest.mark.parametrize("name", ["fig5.glibc", "fig5.musl"])
 def test_fig5_under_mvemu(name, pieces, tmp_path):
     """With mv_pthread_create, routine runs in a new HRT thread: ring 0, CR0 with PE, WP and PG."""

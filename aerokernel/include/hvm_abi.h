@@ -84,7 +84,9 @@
 #define HVM_EVOFF_R14 232
 #define HVM_EVOFF_R15 240
 #define HVM_EVOFF_RFLAGS 248
+#define HVM_EVOFF_CHILD_READY 256
 #define HVM_HRT_SYS_THREAD_EXIT 0x4d56
+#define HVM_HRT_SYS_INVOKE 0x4d57
 
 #define HVM_ROS_DEVICE "/dev/hvm"
 #define HVM_IOC_INSTALL 0x4801  /* struct hvm_ioc_image *: the AeroKernel ELF in the caller's memory */
@@ -183,6 +185,7 @@ struct hvm_event {
     volatile unsigned long r14;
     volatile unsigned long r15;
     volatile unsigned long rflags;
+    volatile unsigned long child_ready;
 };
 
 /* For debuggers: where the AeroKernel's threads are (exported as hvm_debug_info). */

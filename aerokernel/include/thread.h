@@ -8,8 +8,9 @@
  * A top-level thread runs program code in ring 0 on the stack its partner allocated in the ROS,
  * with the partner's FS base (TLS) superposed. Its system calls and lower-half page faults are
  * forwarded over its execution group's event channel (events.c); while the partner works, the
- * thread keeps its vCPU and the vCPU waits (in-place wait; a thread that yields its vCPU while
- * blocked comes with [threads]). */
+ * thread blocks and other threads of its vCPU run (thread_wait_event), or, with none, the vCPU
+ * halts until the completion's WAKE. A program thread's system calls and program-code exceptions
+ * run on its own kernel stack (not the vCPU's syscall or IST stacks), so it can block there. */
 #ifndef AK_THREAD_H
 #define AK_THREAD_H
 
@@ -39,6 +40,8 @@ struct thread {
     struct hvm_event *channel;          /* the execution group's event record (lower half, merged) */
     unsigned long fault_addr, fault_error;   /* the last forwarded page fault, for re-merge */
     unsigned fault_repeats;
+    struct hvm_event *waiting_on;       /* blocked until this event completes (thread_wait_event) */
+    struct thread *next_waiter;         /* the vCPU's list of such threads */
 };
 
 struct runqueue {
@@ -55,6 +58,7 @@ void __attribute__((noreturn)) thread_exit(long value);
 long thread_join(struct thread *t);
 int thread_run_queued(void);            /* idle: run queued threads until none; how many ran */
 long thread_wait_for_work(unsigned long kinds);   /* one WAIT_EVENT for these kinds; halts if none */
+void thread_wait_event(struct hvm_event *ev);     /* block the current thread until ev completes */
 
 /* switch.S */
 void switch_to(unsigned long *save_rsp, unsigned long next_rsp);

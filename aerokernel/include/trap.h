@@ -44,6 +44,7 @@ struct trapframe {
 _Static_assert(sizeof(struct trapframe) == TF_WORDS * 8, "trapframe layout");
 
 void trap(struct trapframe *tf);
+struct trapframe *trap_stack(struct trapframe *tf);   /* isr.S: the stack trap() runs on */
 const char *trap_name(unsigned long vector);
 
 /* Exception table (like Linux's __ex_table): a fault at `insn` resumes at `fixup`. */

@@ -27,6 +27,8 @@
 #define MAP_STACK 0x20000
 #define ARCH_GET_FS 0x1003
 #define EINTR 4
+#define ENOMEM 12
+#define CLONE_VM 0x100
 
 #define HRT_STACK_SIZE (8UL << 20)          /* main()'s stack in the HRT: RLIMIT_STACK's default */
 
@@ -63,6 +65,93 @@ static void replicate_access(unsigned long addr, unsigned long error)
         (void)*p;
 }
 
+/* Is this forwarded system call a clone whose child is a thread with a stack of its own (it shares
+ * the record's memory, so the partner must wait until it has read its registers)? */
+static int thread_clone(const struct hvm_event *ev)
+{
+    if (ev->nr == SYS_clone)
+        return (ev->a0 & CLONE_VM) && ev->a1;
+    if (ev->nr == SYS_clone3 && ev->a1 >= 56) {
+        const unsigned long *args = (const unsigned long *)ev->a0;     /* struct clone_args */
+        return (args[0] & CLONE_VM) && args[5];
+    }
+    return 0;
+}
+
+/* Start fn(a0, a1, a2) as a top-level HRT thread whose partner is the calling ROS thread: a stack
+ * allocated here, this thread's FS base superposed (TLS, errno and stdio locks work unmodified),
+ * a channel of its own. Then serve its events until it ends. Returns 0 with the thread's result
+ * in *result (and *raw set if it ended with SYS_exit rather than by returning), or -1 if the HRT
+ * did not take the thread (nothing was started). */
+static int partner_run(int fd, unsigned long fn, unsigned long a0, unsigned long a1,
+                       unsigned long a2, long *result, int *raw)
+{
+    struct hvm_event *ev = map_anon(4096, 0);
+    char *stack = map_anon(HRT_STACK_SIZE, MAP_NORESERVE | MAP_STACK);
+    if (!ev || !stack)
+        goto refused;
+    ev->state = HVM_EVENT_FREE;             /* touch it: the HRT must never fault on the channel */
+    /* fn is entered as if called: the return address (the thread-exit trampoline) on top of a
+     * 16-byte aligned stack. */
+    unsigned long *sp = (unsigned long *)(stack + HRT_STACK_SIZE);
+    *--sp = 0;
+    *--sp = (unsigned long)mv_hrt_return;
+    unsigned long fs_base = 0;
+    raw_syscall3(SYS_arch_prctl, ARCH_GET_FS, (long)&fs_base, 0);
+    struct hvm_ioc_thread th = {
+        .func = fn, .arg0 = a0, .arg1 = a1, .arg2 = a2, .stack = (unsigned long)sp,
+        .fs_base = fs_base, .channel = (unsigned long)ev, .cpu = ~0UL,
+    };
+    if (hvm_ioctl(fd, HVM_IOC_CREATE_THREAD, (long)&th) < 0)
+        goto refused;
+
+    unsigned long cmd = HVM_IOC_WAIT_EVENT;
+    for (;;) {
+        long kind = hvm_ioctl(fd, cmd, (long)ev);
+        if (kind == -EINTR)
+            continue;                       /* a signal handler ran here; wait on */
+        if (kind < 0)
+            raw_syscall3(SYS_exit_group, 127, 0, 0);   /* the channel is gone: cannot go on */
+        cmd = HVM_IOC_COMPLETE_WAIT;
+        switch (kind) {
+        case HVM_EVENT_SYSCALL:
+            if (ev->nr == HVM_HRT_SYS_INVOKE) {         /* fn(arg) in another HRT thread */
+                long r;
+                int r_raw;
+                ev->result = partner_run(fd, ev->a0, ev->a1, 0, 0, &r, &r_raw) == 0 ? r : -ENOMEM;
+                break;
+            }
+            ev->child_ready = 0;
+            ev->result = mv_forward_syscall(ev);
+            if ((long)ev->result > 0 && thread_clone(ev))
+                while (!ev->child_ready)
+                    raw_syscall3(SYS_sched_yield, 0, 0, 0);
+            break;
+        case HVM_EVENT_PAGE_FAULT:
+            replicate_access(ev->addr, ev->error);
+            break;
+        case HVM_EVENT_EXCEPTION:
+            raw_syscall3(SYS_tgkill, raw_syscall3(SYS_getpid, 0, 0, 0),
+                        raw_syscall3(SYS_gettid, 0, 0, 0), vector_signal(ev->vector));
+            break;
+        case HVM_EVENT_THREAD_EXIT:
+            *result = (long)ev->result;
+            *raw = ev->a0 != 0;             /* SYS_exit: no atexit handlers, no thread clean-up */
+            raw_syscall3(SYS_munmap, (long)stack, HRT_STACK_SIZE, 0);
+            raw_syscall3(SYS_munmap, (long)ev, 4096, 0);
+            return 0;
+        default:
+            ev->result = -38;               /* -ENOSYS: an event kind this runtime does not know */
+        }
+    }
+refused:
+    if (stack)
+        raw_syscall3(SYS_munmap, (long)stack, HRT_STACK_SIZE, 0);
+    if (ev)
+        raw_syscall3(SYS_munmap, (long)ev, 4096, 0);
+    return -1;
+}
+
 int mv_split_main(int fd, const void *image, unsigned long image_len, mv_main_fn main,
                   int argc, char **argv, char **envp, int *status)
 {
@@ -75,57 +164,60 @@ int mv_split_main(int fd, const void *image, unsigned long image_len, mv_main_fn
         hvm_ioctl(fd, HVM_IOC_RESET, 0);
         return -1;
     }
-
-    struct hvm_event *ev = map_anon(4096, 0);
-    char *stack = map_anon(HRT_STACK_SIZE, MAP_NORESERVE | MAP_STACK);
-    if (!ev || !stack) {
+    long result;
+    int raw;
+    if (partner_run(fd, (unsigned long)main, (unsigned long)argc, (unsigned long)argv,
+                    (unsigned long)envp, &result, &raw) < 0) {
         hvm_ioctl(fd, HVM_IOC_RESET, 0);
         return -1;
     }
-    ev->state = HVM_EVENT_FREE;             /* touch it: the HRT must never fault on the channel */
-    /* main() is entered as if called: the return address (the thread-exit trampoline) on top of
-     * a 16-byte aligned stack. */
-    unsigned long *sp = (unsigned long *)(stack + HRT_STACK_SIZE);
-    *--sp = 0;
-    *--sp = (unsigned long)mv_hrt_return;
-    unsigned long fs_base = 0;
-    raw_syscall3(SYS_arch_prctl, ARCH_GET_FS, (long)&fs_base, 0);
-    struct hvm_ioc_thread th = {
-        .func = (unsigned long)main, .arg0 = (unsigned long)argc, .arg1 = (unsigned long)argv,
-        .arg2 = (unsigned long)envp, .stack = (unsigned long)sp, .fs_base = fs_base,
-        .channel = (unsigned long)ev, .cpu = ~0UL,
-    };
-    if (hvm_ioctl(fd, HVM_IOC_CREATE_THREAD, (long)&th) < 0) {
-        hvm_ioctl(fd, HVM_IOC_RESET, 0);
-        return -1;
-    }
+    if (raw)                                /* main's thread called SYS_exit: end now */
+        raw_syscall3(SYS_exit_group, result, 0, 0);
+    *status = (int)result;
+    return 0;
+}
 
-    unsigned long cmd = HVM_IOC_WAIT_EVENT;
-    for (;;) {
-        long kind = hvm_ioctl(fd, cmd, (long)ev);
-        if (kind == -EINTR)
-            continue;                       /* a signal handler ran here; wait on */
-        if (kind < 0)
-            raw_syscall3(SYS_exit_group, 127, 0, 0);   /* the channel is gone: cannot go on */
-        cmd = HVM_IOC_COMPLETE_WAIT;
-        switch (kind) {
-        case HVM_EVENT_SYSCALL:
-            ev->result = mv_forward_syscall(ev);
-            break;
-        case HVM_EVENT_PAGE_FAULT:
-            replicate_access(ev->addr, ev->error);
-            break;
-        case HVM_EVENT_EXCEPTION:
-            raw_syscall3(SYS_tgkill, raw_syscall3(SYS_getpid, 0, 0, 0),
-                        raw_syscall3(SYS_gettid, 0, 0, 0), vector_signal(ev->vector));
-            break;
-        case HVM_EVENT_THREAD_EXIT:
-            if (ev->a0)                     /* SYS_exit: end now, no atexit handlers */
-                raw_syscall3(SYS_exit_group, (long)ev->result, 0, 0);
-            *status = (int)ev->result;
-            return 0;
-        default:
-            ev->result = -38;               /* -ENOSYS: an event kind this runtime does not know */
-        }
+/* pthread_create in HRT context (the default override, toolchain/overrides.toml). The thread is
+ * made by the program's own pthread_create (`orig`, run here in the HRT: its mmap and clone are
+ * forwarded), so it is a real ROS thread with glibc's or musl's bookkeeping; only its start routine
+ * is replaced: mv_partner_start, which makes it the partner of a new top-level HRT thread running
+ * fn(arg). pthread_join, pthread_detach and the thread's exit then work unmodified on the ROS
+ * thread, which does not end before its HRT thread (paper IV-B, "join semantics"). */
+struct start_block {
+    unsigned long fn, arg;
+};
+
+typedef int pthread_create_fn(void *t, const void *attr, void *(*start)(void *), void *arg);
+
+static void *mv_partner_start(void *p)
+{
+    struct start_block *b = p;
+    unsigned long fn = b->fn, arg = b->arg;
+    raw_syscall3(SYS_munmap, (long)b, 4096, 0);
+    long result;
+    int raw;
+    int fd = sys_open(HVM_ROS_DEVICE, O_RDWR | O_CLOEXEC);
+    if (fd < 0 || partner_run(fd, fn, arg, 0, 0, &result, &raw) < 0) {
+        if (fd >= 0)
+            sys_close(fd);
+        return ((void *(*)(void *))fn)((void *)arg);    /* no HRT thread to be had: run it here */
     }
+    sys_close(fd);
+    if (raw)                                /* the HRT thread called SYS_exit: so does this one */
+        for (;;)
+            raw_syscall3(SYS_exit, result, 0, 0);
+    return (void *)result;
+}
+
+int mv_pthread_create(void *t, const void *attr, void *(*fn)(void *), void *arg, void *orig)
+{
+    struct start_block *b = map_anon(4096, 0);
+    if (!b)
+        return 11;                          /* EAGAIN, as pthread_create reports it */
+    b->fn = (unsigned long)fn;
+    b->arg = (unsigned long)arg;
+    int err = ((pthread_create_fn *)orig)(t, attr, mv_partner_start, b);
+    if (err)
+        raw_syscall3(SYS_munmap, (long)b, 4096, 0);
+    return err;
 }

@@ -7,6 +7,23 @@
 #define SYS_clone3  435
 #define SYS_exit_group 231
 
+/* Every register but RBX, RAX and RSP from the record at RBX. */
+.macro LOAD_REGS
+    movq    HVM_EVOFF_RDX(%rbx), %rdx
+    movq    HVM_EVOFF_RSI(%rbx), %rsi
+    movq    HVM_EVOFF_RDI(%rbx), %rdi
+    movq    HVM_EVOFF_RBP(%rbx), %rbp
+    movq    HVM_EVOFF_R8(%rbx), %r8
+    movq    HVM_EVOFF_R9(%rbx), %r9
+    movq    HVM_EVOFF_R10(%rbx), %r10
+    movq    HVM_EVOFF_R11(%rbx), %r11
+    movq    HVM_EVOFF_R12(%rbx), %r12
+    movq    HVM_EVOFF_R13(%rbx), %r13
+    movq    HVM_EVOFF_R14(%rbx), %r14
+    movq    HVM_EVOFF_R15(%rbx), %r15
+    movq    HVM_EVOFF_RCX(%rbx), %rcx   /* the return address, as SYSCALL leaves it in RCX */
+.endm
+
     .text
 /* main() of the program returns here in the HRT (it is the return address on the HRT stack):
  * the thread-exit call ends the HRT thread with main's result. Should main() ever return in the
@@ -27,8 +44,10 @@ mv_hrt_return:
  * return its result. In the child of a forwarded fork, vfork or clone (result 0), this ROS
  * thread becomes the program: it takes the HRT thread's registers from the record (RSP from the
  * clone's new stack, if one was given) and continues right after the program's `syscall`, in
- * ring 3. Nothing is pushed on the way (the program's red zone and, after vfork, its parent's
- * stack stay untouched). */
+ * ring 3. Nothing is pushed on the program's stack on the way (its red zone and, after vfork, its
+ * parent's stack stay untouched). A child with a stack of its own (a thread: it shares the
+ * record's memory with the partner) sets ev->child_ready once it holds every register, so the
+ * partner knows the record may be reused; it uses one slot of its new, still empty stack to do so. */
     .globl mv_forward_syscall
     .hidden mv_forward_syscall
     .type mv_forward_syscall, @function
@@ -68,20 +87,27 @@ mv_forward_syscall:
     addq    48(%rcx), %rsp
     jmp     5f
 2:  movq    HVM_EVOFF_RSP(%rbx), %rsp
-5:  movq    HVM_EVOFF_RDX(%rbx), %rdx
-    movq    HVM_EVOFF_RSI(%rbx), %rsi
-    movq    HVM_EVOFF_RDI(%rbx), %rdi
-    movq    HVM_EVOFF_RBP(%rbx), %rbp
-    movq    HVM_EVOFF_R8(%rbx), %r8
-    movq    HVM_EVOFF_R9(%rbx), %r9
-    movq    HVM_EVOFF_R10(%rbx), %r10
-    movq    HVM_EVOFF_R11(%rbx), %r11
-    movq    HVM_EVOFF_R12(%rbx), %r12
-    movq    HVM_EVOFF_R13(%rbx), %r13
-    movq    HVM_EVOFF_R14(%rbx), %r14
-    movq    HVM_EVOFF_R15(%rbx), %r15
-    movq    HVM_EVOFF_RCX(%rbx), %rcx   /* the return address, as SYSCALL leaves it in RCX */
+    LOAD_REGS
     movq    HVM_EVOFF_RBX(%rbx), %rbx
     xorl    %eax, %eax                  /* the child's result */
     jmpq    *%rcx
+5:  LOAD_REGS
+    pushq   HVM_EVOFF_RBX(%rbx)         /* the new stack's first slot, popped at once */
+    movq    $1, HVM_EVOFF_CHILD_READY(%rbx)
+    popq    %rbx
+    xorl    %eax, %eax
+    jmpq    *%rcx
     .size mv_forward_syscall, . - mv_forward_syscall
+
+/* long mv_invoke_func(void *(*fn)(void *), void *arg, void *orig): the target of the SDK's
+ * hrt_invoke_func in HRT context (toolchain/overrides.toml): ask the partner, through the
+ * forwarded pseudo system call HVM_HRT_SYS_INVOKE, to run fn(arg) in a new top-level HRT thread
+ * and wait for its result. `orig` (the SDK's native fallback) is not needed here. */
+    .globl mv_invoke_func
+    .hidden mv_invoke_func
+    .type mv_invoke_func, @function
+mv_invoke_func:
+    movl    $HVM_HRT_SYS_INVOKE, %eax
+    syscall
+    ret
+    .size mv_invoke_func, . - mv_invoke_func

@@ -9,12 +9,15 @@
 #define SYS_mmap 9
 #define SYS_munmap 11
 #define SYS_ioctl 16
+#define SYS_sched_yield 24
+#define SYS_clone 56
 #define SYS_getpid 39
 #define SYS_exit 60
 #define SYS_arch_prctl 158
 #define SYS_gettid 186
 #define SYS_exit_group 231
 #define SYS_tgkill 234
+#define SYS_clone3 435
 
 #define O_RDWR 02
 #define O_CLOEXEC 02000000
