@@ -496,3 +496,33 @@ def test_info_on_damaged_fat_binaries(pieces, tmp_path, capsys):
             assert status in (0, 1) and err == "" and "fat binary" in out
         outcomes.add(status)
     assert outcomes == {0, 1}
+
+
+# -- HRT pthreads, repeatedly ---------------------------------------------------------------------
+THREAD_RUNS = 20
+
+
+@pytest.mark.parametrize("name", ["threads.glibc", "threads.musl"])
+def test_hrt_pthreads_repeatedly(name, pieces, tmp_path):
+    """With the default overrides, pthread_create in the HRT makes HRT threads partnered by ROS
+    threads (docs/overrides.md): the threads image (mutex, condvar, barrier, atomics, TLS, many
+    short threads, a spin on a flag) gives the native output every time, on one HRT vCPU and on
+    two (threads interleave differently)."""
+    from toolchain import overrides as ov
+    runtime, image = pieces
+    fat = tmp_path / name
+    fat.write_bytes(hybridize((BUILD / name).read_bytes(), runtime, image, ov.load_config(ov.DEFAULT_CONFIG)))
+    fat.chmod(0o755)
+    case = CASES[name]
+    native = harness.run_native(case, tmp_path / "native")
+
+    def one(i: int) -> harness.Result:
+        c = dataclasses.replace(case, prog=str(fat),
+                                mvemu_options=(*case.mvemu_options, "--hrt-cpus", str(1 + i % 2)))
+        return harness.run_mvemu(c, tmp_path / f"run{i}")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(one, range(THREAD_RUNS)))
+    bad = [(i, r) for i, r in enumerate(results) if harness.compare(case, native, r)]
+    assert not bad, f"{len(bad)} of {THREAD_RUNS} runs differ; first:\n" + \
+        "\n".join(harness.compare(case, native, bad[0][1]))
