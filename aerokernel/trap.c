@@ -109,6 +109,16 @@ static void __attribute__((noreturn)) fatal(struct cpu *c, struct trapframe *tf,
     halt_forever();
 }
 
+/* The statistics the self-tests read. */
+static void count_exception(struct cpu *c, const struct trapframe *tf, unsigned long cr2)
+{
+    c->exc_count[tf->vector & 31]++;
+    c->last_vector = tf->vector;
+    c->last_error = tf->error;
+    c->last_cr2 = cr2;
+    c->last_rip = tf->rip;
+}
+
 /* Is this an exception of program code, to be forwarded to the thread's partner? */
 static int program_exception(struct cpu *c, const struct trapframe *tf)
 {
@@ -138,11 +148,7 @@ void trap(struct trapframe *tf)
         fatal(c, tf, cr2, 0, " (no TSS loaded)");
     if (program_exception(c, tf)) {
         /* on the thread's kernel stack (trap_stack): the IST is not ours to lower */
-        c->exc_count[vec & 31]++;
-        c->last_vector = vec;
-        c->last_error = tf->error;
-        c->last_cr2 = cr2;
-        c->last_rip = tf->rip;
+        count_exception(c, tf, cr2);
         struct thread *t = thread_current();
         if (!(vec == T_PF ? event_page_fault(t, tf, cr2) : event_exception(t, tf, cr2)))
             fatal(c, tf, cr2, 0, "");
@@ -156,32 +162,25 @@ void trap(struct trapframe *tf)
         fatal(c, tf, cr2, 0, " (exceptions nested too deep)");
     c->ist_depth[ist] = depth + 1;
     c->tss.ist[ist - 1] -= IST_NEST_SHIFT;
-
-    c->exc_count[vec & 31]++;
-    c->last_vector = vec;
-    c->last_error = tf->error;
-    c->last_cr2 = cr2;
-    c->last_rip = tf->rip;
+    count_exception(c, tf, cr2);
 
     int handled = 0, reported = 0;
-    {
-        switch (vec) {
-        case T_PF:
-            handled = page_fault(c, tf, cr2);
-            break;
-        case T_DE:
-            hvm_hypercall(HVM_HC_HRT_EXCEPTION, T_DE, tf->rip, 0, 0);
-            reported = 1;
-            handled = fixup(tf);
-            break;
-        case T_BP:                      /* a trap: the pushed rip is after the int3 */
-            hvm_hypercall(HVM_HC_HRT_EXCEPTION, T_BP, tf->rip, 0, 0);
-            handled = 1;
-            break;
-        case T_GP:
-            handled = fixup(tf);
-            break;
-        }
+    switch (vec) {
+    case T_PF:
+        handled = page_fault(c, tf, cr2);
+        break;
+    case T_DE:
+        hvm_hypercall(HVM_HC_HRT_EXCEPTION, T_DE, tf->rip, 0, 0);
+        reported = 1;
+        handled = fixup(tf);
+        break;
+    case T_BP:                          /* a trap: the pushed rip is after the int3 */
+        hvm_hypercall(HVM_HC_HRT_EXCEPTION, T_BP, tf->rip, 0, 0);
+        handled = 1;
+        break;
+    case T_GP:
+        handled = fixup(tf);
+        break;
     }
     if (!handled)
         fatal(c, tf, cr2, reported, "");

@@ -209,7 +209,7 @@ def exits_at_block_boundaries(uc: Uc, on: bool = True) -> bool:
 # the guest's page tables with a real TLB fill: when the address is not mapped, the fill raises a
 # #PF that Unicorn swallows, but not before it has set CR2 and the error code. A run that ends
 # between an exception's delivery and the handler's `mov %cr2` hands the handler a CR2 of
-# until - 1 (probe: ../shared/probes/, tests/test_vcpu.py). With "exits" enabled and none set,
+# until - 1 (tests/test_vcpu.py shows it). With "exits" enabled and none set,
 # there is no `until` address at all and nothing is translated.
 
 def no_until_address(uc: Uc) -> None:

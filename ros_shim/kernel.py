@@ -17,7 +17,6 @@ import random
 import signal as host_signal
 import struct
 import sys
-import time
 from dataclasses import dataclass
 
 from hvm.abi import HC
@@ -148,7 +147,11 @@ class RosKernel:
 
     def wants_cpu(self) -> bool:
         """For the watchdog: should the running thread give up the CPU at the end of its slice?"""
-        if self.sched.runq or self.host_signals or self.hvm_busy():
+        return self.hvm_busy() or self._has_work()
+
+    def _has_work(self) -> bool:
+        """A thread waits to run, a host signal to be forwarded, or a timer is due."""
+        if self.sched.runq or self.host_signals:
             return True
         deadline = self.sched.next_deadline(self._next_itimer())
         return deadline is not None and now_ns() >= deadline
@@ -162,13 +165,7 @@ class RosKernel:
         if vcpu is None:
             self.watchdog.lend(None, None)
             return
-        self.watchdog.lend(vcpu, lambda: others_want() or self._wants_cpu_back())
-
-    def _wants_cpu_back(self) -> bool:
-        if not self.idle or self.sched.runq or self.host_signals:
-            return True
-        deadline = self.sched.next_deadline(self._next_itimer())
-        return deadline is not None and now_ns() >= deadline
+        self.watchdog.lend(vcpu, lambda: others_want() or not self.idle or self._has_work())
 
     # -- processes --------------------------------------------------------------------------------
     def new_address_space(self) -> AddressSpace:

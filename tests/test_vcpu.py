@@ -329,3 +329,20 @@ def test_register_round_trip(m):
     assert got == values
     m.vcpu.set_rax(-5)
     assert m.vcpu.reg("rax") == 2 ** 64 - 5
+
+
+def test_cr2_survives_the_end_of_a_run():
+    """Unicorn ends every emu_start by translating its `until` address through the guest's page
+    tables; when that is unmapped the walk sets CR2 behind the guest's back. On a plain engine CR2
+    is clobbered (the fact), and with `no_until_address`, as every Vcpu runs, it is not."""
+    from unicorn.x86_const import UC_X86_REG_CR2
+    from hvm.unicorn_quirks import _CODE, _probe_machine, no_until_address
+    seen = {}
+    for fixed in (False, True):
+        uc = _probe_machine(b"\x90\x90\xf4")                  # nop; nop; hlt, paged, until unmapped
+        if fixed:
+            no_until_address(uc)
+        uc.reg_write(UC_X86_REG_CR2, 0x1234)
+        uc.emu_start(_CODE, 0xFFFF_FFFF_FFFF_FFFF)
+        seen[fixed] = uc.reg_read(UC_X86_REG_CR2)
+    assert seen == {False: 0xFFFF_FFFF_FFFF_FFFE, True: 0x1234}

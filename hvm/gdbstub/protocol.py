@@ -387,20 +387,21 @@ def _h_xfer_exec_file(s: Session, args) -> bytes:
     return _xfer(s.target.exec_file(pid).encode(), offset, length)
 
 
-def _h_xfer_auxv(s: Session, args) -> bytes:
+def _xfer_of_thread(s: Session, args, read) -> bytes:
+    """A qXfer object of the general thread, `read(thread)` (None: it has none)."""
     _annex, offset, length = args
-    data = s.target.auxv(s.thread(s.general_thread))
+    data = read(s.thread(s.general_thread))
     if data is None:
         return error(_errno.ENOENT)
     return _xfer(data, offset, length)
+
+
+def _h_xfer_auxv(s: Session, args) -> bytes:
+    return _xfer_of_thread(s, args, s.target.auxv)
 
 
 def _h_xfer_siginfo(s: Session, args) -> bytes:
-    _annex, offset, length = args
-    data = s.target.signal_info(s.thread(s.general_thread))
-    if data is None:
-        return error(_errno.ENOENT)
-    return _xfer(data, offset, length)
+    return _xfer_of_thread(s, args, s.target.signal_info)
 
 
 def _h_attached(_s: Session, _args) -> bytes:

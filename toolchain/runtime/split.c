@@ -44,6 +44,12 @@ static void *map_anon(unsigned long size, int flags)
     return p < 0 && p > -4096 ? 0 : (void *)p;
 }
 
+static void unmap(void *p, unsigned long size)
+{
+    if (p)
+        raw_syscall3(SYS_munmap, (long)p, size, 0);
+}
+
 /* The signal Linux sends for an exception of user code (arch/x86/kernel/traps.c). */
 static int vector_signal(unsigned long vector)
 {
@@ -86,10 +92,11 @@ static int thread_clone(const struct hvm_event *ev)
 static int partner_run(int fd, unsigned long fn, unsigned long a0, unsigned long a1,
                        unsigned long a2, long *result, int *raw)
 {
+    int done = -1;
     struct hvm_event *ev = map_anon(4096, 0);
     char *stack = map_anon(HRT_STACK_SIZE, MAP_NORESERVE | MAP_STACK);
     if (!ev || !stack)
-        goto refused;
+        goto out;
     ev->state = HVM_EVENT_FREE;             /* touch it: the HRT must never fault on the channel */
     /* fn is entered as if called: the return address (the thread-exit trampoline) on top of a
      * 16-byte aligned stack. */
@@ -103,7 +110,7 @@ static int partner_run(int fd, unsigned long fn, unsigned long a0, unsigned long
         .fs_base = fs_base, .channel = (unsigned long)ev, .cpu = ~0UL,
     };
     if (hvm_ioctl(fd, HVM_IOC_CREATE_THREAD, (long)&th) < 0)
-        goto refused;
+        goto out;
 
     unsigned long cmd = HVM_IOC_WAIT_EVENT;
     for (;;) {
@@ -137,19 +144,16 @@ static int partner_run(int fd, unsigned long fn, unsigned long a0, unsigned long
         case HVM_EVENT_THREAD_EXIT:
             *result = (long)ev->result;
             *raw = ev->a0 != 0;             /* SYS_exit: no atexit handlers, no thread clean-up */
-            raw_syscall3(SYS_munmap, (long)stack, HRT_STACK_SIZE, 0);
-            raw_syscall3(SYS_munmap, (long)ev, 4096, 0);
-            return 0;
+            done = 0;
+            goto out;
         default:
             ev->result = -38;               /* -ENOSYS: an event kind this runtime does not know */
         }
     }
-refused:
-    if (stack)
-        raw_syscall3(SYS_munmap, (long)stack, HRT_STACK_SIZE, 0);
-    if (ev)
-        raw_syscall3(SYS_munmap, (long)ev, 4096, 0);
-    return -1;
+out:
+    unmap(stack, HRT_STACK_SIZE);
+    unmap(ev, 4096);
+    return done;
 }
 
 int mv_split_main(int fd, const void *image, unsigned long image_len, mv_main_fn main,
@@ -193,7 +197,7 @@ static void *mv_partner_start(void *p)
 {
     struct start_block *b = p;
     unsigned long fn = b->fn, arg = b->arg;
-    raw_syscall3(SYS_munmap, (long)b, 4096, 0);
+    unmap(b, 4096);
     long result;
     int raw;
     int fd = sys_open(HVM_ROS_DEVICE, O_RDWR | O_CLOEXEC);
@@ -218,6 +222,6 @@ int mv_pthread_create(void *t, const void *attr, void *(*fn)(void *), void *arg,
     b->arg = (unsigned long)arg;
     int err = ((pthread_create_fn *)orig)(t, attr, mv_partner_start, b);
     if (err)
-        raw_syscall3(SYS_munmap, (long)b, 4096, 0);
+        unmap(b, 4096);
     return err;
 }
