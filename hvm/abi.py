@@ -107,6 +107,7 @@ THREAD_IOC_FIELDS = ("func", "arg0", "arg1", "arg2", "stack", "fs_base", "channe
 
 # -- CPU state at HRT entry (Palacios convention, DESIGN.md section 8) -----------------------------
 HRT_CR0 = 0x8001_0033                   # PG | WP | NE | ET | MP | PE
+CR0_WP = 1 << 16
 HRT_CR4 = 0x0000_0620                   # PAE | OSFXSR | OSXMMEXCPT (SMEP, SMAP off)
 HRT_EFER = 0xD01                        # SCE | LME | LMA | NXE
 HRT_KERNEL_CS = 0x08

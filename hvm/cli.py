@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="memory of the HRT partition, beside --mem (default 64M; 0 = no HRT)")
     run.add_argument("--hrt-cpus", type=int, default=1, metavar="N",
                      help="number of HRT vCPUs (default 1)")
+    run.add_argument("--hrt-wp", choices=("on", "off"), default="on",
+                     help="CR0.WP on the HRT vCPUs (default on). 'off' exists only to demonstrate the "
+                          "corruption Multiverse prevents: ring-0 writes then go through read-only "
+                          "copy-on-write and zero pages into memory other pages and processes share "
+                          "(docs/split.md)")
     run.add_argument("--hrt-console", action="store_true",
                      help="show the AeroKernel's console on stderr (default: only with --trace, or "
                           "when the HRT fails)")
@@ -150,7 +155,10 @@ def cmd_run(opts) -> int:
         except OSError as e:
             raise UserError(f"--gdb {opts.gdb}: cannot listen on localhost:{opts.gdb}: {e.strerror or e}")
     machine = Machine(opts.mem, opts.hrt_mem, opts.hrt_cpus, trace=opts.trace, stats=opts.stats,
-                      console=opts.hrt_console)
+                      console=opts.hrt_console, hrt_wp=opts.hrt_wp == "on")
+    if opts.hrt_wp == "off":
+        print("mvemu: warning: --hrt-wp off: ring-0 writes in the HRT ignore read-only pages, so "
+              "copy-on-write is broken (a demonstration, see docs/split.md)", file=sys.stderr)
     kernel = RosKernel(machine.memory, machine.ros, KernelOptions(trace=opts.trace))
     kernel.hypercall = machine.ros_hypercall
     argv = [os.fsencode(opts.program)] + [os.fsencode(a) for a in opts.args]

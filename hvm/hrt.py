@@ -86,8 +86,11 @@ class Hrt:
     """The HRT partition and its vCPUs. `log(text)` receives console output and trace lines."""
 
     def __init__(self, memory: GuestMemory, hrt: Partition, all_parts: list[Partition], ncpus: int,
-                 log, trace: bool = False, channels: Channels | None = None):
+                 log, trace: bool = False, channels: Channels | None = None, wp: bool = True):
         self.mem = memory
+        # CR0.WP on HRT vCPUs: ring-0 writes to read-only (copy-on-write, zero) pages fault. Off
+        # only for `--hrt-wp off`, the demonstration of what goes wrong without it.
+        self.cr0 = abi.HRT_CR0 if wp else abi.HRT_CR0 & ~abi.CR0_WP
         self.part = hrt
         self.all_parts = all_parts
         self.cpus = [HrtCpu(i) for i in range(ncpus)]
@@ -234,7 +237,7 @@ class Hrt:
             v.set_reg("cr3", self.cr3)
             v.set_reg("cr4", abi.HRT_CR4)
             v.set_msr(MSR_EFER, abi.HRT_EFER)
-            v.set_reg("cr0", abi.HRT_CR0)
+            v.set_reg("cr0", self.cr0)
             v.set_reg("cs", abi.HRT_KERNEL_CS)
             v.set_reg("ss", abi.HRT_KERNEL_DS)
             v.set_reg("ds", abi.HRT_KERNEL_DS)
@@ -247,7 +250,8 @@ class Hrt:
                                   (x86.UC_X86_REG_FPTAG, 0xFFFF), (x86.UC_X86_REG_MXCSR, 0x1F80)])
             cpu.state = "running"
             self._t(f"HRT vCPU {cpu.index} started at {self.image.entry:#x} (rsp {abi.HIGH_BASE + stack_top:#x}, "
-                    f"boot info {info:#x}, CR0 {abi.HRT_CR0:#x} with WP)")
+                    f"boot info {info:#x}, CR0 {self.cr0:#x} "
+                    f"{'with WP' if self.cr0 & abi.CR0_WP else 'WITHOUT WP: ring-0 writes ignore read-only pages'})")
         self.booted = True
 
     # -- merged address spaces -------------------------------------------------------------------

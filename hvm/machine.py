@@ -54,7 +54,7 @@ class _Dispatch:
 
 class Machine:
     def __init__(self, mem_size: int, hrt_size: int = 0, hrt_cpus: int = 1, log=None, trace: bool = False,
-                 stats: bool = False, console: bool = False):
+                 stats: bool = False, console: bool = False, hrt_wp: bool = True):
         self.memory = GuestMemory(mem_size + hrt_size)
         self.ros = self.memory.add_partition("ros", 0, mem_size)
         self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -65,6 +65,7 @@ class Machine:
         self._pending_calls: dict[int, Callable[[int], None]] = {}
         self.channels = Channels(self.memory, self.log, trace, stats)
         self.console = console or trace
+        self.hrt_wp = hrt_wp
         if hrt_size:
             hpart = self.memory.add_partition("hrt", mem_size, hrt_size)
             self.hrt = self._new_hrt(hpart, [self.ros, hpart], hrt_cpus)
@@ -168,7 +169,7 @@ class Machine:
         return -errno.ENOSYS
 
     def _new_hrt(self, part, all_parts, ncpus: int) -> Hrt:
-        hrt = Hrt(self.memory, part, all_parts, ncpus, self.log, self.trace, self.channels)
+        hrt = Hrt(self.memory, part, all_parts, ncpus, self.log, self.trace, self.channels, wp=self.hrt_wp)
         hrt.show_console = self.console
         hrt.on_call_done = self._call_done
         return hrt

@@ -59,6 +59,7 @@ IMAGE_CASES = [
     *per_variant("mandelbrot", ("8",), ("61",), ("64",)),
     *per_variant("getpid_loop", ("1",), ("500",)),
     *per_variant("cow"),
+    *per_variant("wp_demo"),
     *per_variant("fork_wait"),
     *per_variant("pipeline"),
     *per_variant("signals"),
