@@ -2,7 +2,7 @@
  *
  * A top-level program thread forwards every system call to its partner in the ROS over its
  * event channel (events.c), except the thread-exit call of the runtime's return trampoline and
- * SYS_exit, which end the thread. Kernel threads (no channel) get the small local table. */
+ * SYS_exit, which end the thread, and those it was asked to serve itself (local.c). Kernel threads (no channel) get the small local table. */
 #include "cpu.h"
 #include "events.h"
 #include "thread.h"
@@ -39,6 +39,8 @@ void syscall_dispatch(struct syscall_frame *f)
     if (t->channel) {
         if (nr == HVM_HRT_SYS_THREAD_EXIT || nr == SYS_exit)
             event_thread_exit(t, (long)f->rdi, nr == SYS_exit);
+        if (local_syscall(t, f))
+            return;                         /* served here (--hrt-local): subtractive porting */
         f->rax = event_syscall(t, f);
         if (nr == SYS_arch_prctl && f->rdi == ARCH_SET_FS && f->rax == 0) {
             t->fs_base = f->rsi;            /* the partner's FS base moved: superpose it again */

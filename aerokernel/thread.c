@@ -126,6 +126,8 @@ struct thread *thread_create_program(const struct hvm_mailbox *mb, unsigned cpu,
     t->user_stack = mb->stack;
     t->fs_base = mb->fs_base;
     t->channel = (struct hvm_event *)mb->channel;
+    t->ros_pid = mb->pid;
+    t->ros_tid = mb->tid;
     enqueue(t);
     return t;
 }

@@ -42,6 +42,14 @@ HYPERCALLS = {
     "REMERGE": (0x32, "hrt", "copy the merged process's lower-half PML4 entries again (repeated fault)"),
     "TLB_SHOOTDOWN": (0x33, "ros", "the merged address space changed: flush every HRT vCPU's TLB"),
     "KICK": (0x87, "hrt", "wake HRT vCPU rdi if it waits for work (a thread was queued on it)"),
+    # subtractive porting (`mvemu run --hrt-local`): what the AeroKernel needs to serve calls itself
+    "LOCAL_CLOCK": (0x88, "hrt", "the host clock (a paravirtual clock): rdi = Linux clock id; returns "
+                    "nanoseconds, or -EINVAL for a clock only the ROS keeps (CPU time)"),
+    "LOCAL_WRITE": (0x89, "hrt", "write to the console: rdi = fd (1 or 2), rsi = address, rcx = length, r8 = "
+                    "the partner's pid; returns the count, or -EAGAIN when that fd is not mvemu's own stdout/stderr"),
+    "LOCAL_SYSCALL": (0x8A, "hrt", "a system call the AeroKernel served itself, for --trace/--stats "
+                      "(only with HVM_LOCAL_ACCOUNT): rdi = number, rsi = result, rcx = thread, "
+                      "r8 = its first argument"),
 }
 HC = {name: number for name, (number, _side, _doc) in HYPERCALLS.items()}
 
@@ -56,11 +64,13 @@ BOOT_INFO_FIELDS = (                       # each a u64, in this order
     "magic", "cpu_id", "num_cpus", "hrt_base", "hrt_size", "ros_base", "ros_size",
     "high_base", "kernel_vbase", "image_pbase", "image_size", "free_pbase", "free_size",
     "boot_stack_top", "mailbox_pbase",
+    "local_syscalls",                       # HVM_LOCAL_* bits: the calls this AeroKernel serves itself
 )
 
 # -- work for an HRT vCPU: WAIT_EVENT returns one of these in RAX, details in the vCPU's mailbox ----
 MAILBOX_FIELDS = ("kind", "func", "arg", "result",    # u64 each, at boot_info.mailbox_pbase
-                  "arg1", "arg2", "stack", "fs_base", "channel", "thread")
+                  "arg1", "arg2", "stack", "fs_base", "channel", "thread",
+                  "pid", "tid")     # a top-level thread's partner: its process id and thread id
 WORK = {"NONE": 0, "CALL": 1, "SELFTEST": 2, "HALT": 3,
         "THREAD": 4,        # start a top-level thread: func(arg, arg1, arg2) on stack, with fs_base, channel
         "WAKE": 5,          # an event this vCPU posted was completed (or other work may be queued)
@@ -86,6 +96,13 @@ HRT_SYS_THREAD_EXIT = 0x4D56
 # Another: HRT code asking its partner to run fn(arg) (rdi, rsi) in a new top-level HRT thread and
 # return its result (the runtime's mv_invoke_func, behind the SDK's hrt_invoke_func).
 HRT_SYS_INVOKE = 0x4D57
+
+# -- subtractive porting: system calls the AeroKernel may serve itself (`mvemu run --hrt-local`) ----
+# name: (bit in boot_info.local_syscalls, x86-64 system call number)
+LOCAL_SYSCALLS = {"getpid": (0, 39), "gettid": (1, 186), "clock_gettime": (2, 228),
+                  "gettimeofday": (3, 96), "time": (4, 201), "write": (5, 1)}
+LOCAL_ACCOUNT = 1 << 63     # also tell the VMM about each one (LOCAL_SYSCALL), for --trace/--stats
+LOCAL_CLOCKS = (0, 1, 4, 5, 6, 7)   # REALTIME, MONOTONIC, _RAW, REALTIME_COARSE, MONOTONIC_COARSE, BOOTTIME
 
 # -- the ROS's door to the HVM: /dev/hvm ---------------------------------------------------------
 # A ROS program never issues hypercalls itself (ring 3 cannot); it asks the ROS kernel through this
@@ -190,6 +207,9 @@ def header() -> str:
     out += [f"#define HVM_EVENT_{name} {value}" for name, value in EVENT_KIND.items()]
     out += [f"#define HVM_EVENT_{name} {value}" for name, value in EVENT_STATE.items()]
     out += [f"#define HVM_EVOFF_{f.upper()} {8 * i}" for i, f in enumerate(EVENT_FIELDS)]
+    out += [f"#define HVM_LOCAL_{name.upper()} (1UL << {bit})  /* system call {nr} */"
+            for name, (bit, nr) in LOCAL_SYSCALLS.items()]
+    out += [f"#define HVM_LOCAL_ACCOUNT (1UL << {LOCAL_ACCOUNT.bit_length() - 1})"]
     out += [f"#define HVM_HRT_SYS_THREAD_EXIT 0x{HRT_SYS_THREAD_EXIT:x}",
             f"#define HVM_HRT_SYS_INVOKE 0x{HRT_SYS_INVOKE:x}"]
     out += ["", f'#define HVM_ROS_DEVICE "{ROS_DEVICE}"']

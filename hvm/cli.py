@@ -44,6 +44,22 @@ def parse_port(text: str) -> int:
     return port
 
 
+def parse_hrt_local(text: str) -> frozenset[str]:
+    """--hrt-local: system call names (comma-separated), `all` or `none`."""
+    from .abi import LOCAL_SYSCALLS
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["none"]:
+        return frozenset()
+    if names == ["all"]:
+        return frozenset(LOCAL_SYSCALLS)
+    unknown = [n for n in names if n not in LOCAL_SYSCALLS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"cannot serve {', '.join(unknown) or repr(text)} in the AeroKernel (choose from "
+            f"{','.join(LOCAL_SYSCALLS)}, or all, or none)")
+    return frozenset(names)
+
+
 def parse_hrt_size(text: str) -> int:
     return 0 if text.strip() in ("0", "0M", "0G") else parse_size(text)
 
@@ -96,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "corruption Multiverse prevents: ring-0 writes then go through read-only "
                           "copy-on-write and zero pages into memory other pages and processes share "
                           "(docs/split.md)")
+    run.add_argument("--hrt-local", type=parse_hrt_local, default=frozenset(), metavar="CALLS",
+                     help="subtractive porting: system calls the AeroKernel serves itself instead of "
+                          "forwarding them to the partner, comma-separated from getpid, gettid, "
+                          "clock_gettime, gettimeofday, time, write (to the console), or 'all' "
+                          "(default: none, every call is forwarded; docs/split.md)")
     run.add_argument("--hrt-console", action="store_true",
                      help="show the AeroKernel's console on stderr (default: only with --trace, or "
                           "when the HRT fails)")
@@ -155,7 +176,7 @@ def cmd_run(opts) -> int:
         except OSError as e:
             raise UserError(f"--gdb {opts.gdb}: cannot listen on localhost:{opts.gdb}: {e.strerror or e}")
     machine = Machine(opts.mem, opts.hrt_mem, opts.hrt_cpus, trace=opts.trace, stats=opts.stats,
-                      console=opts.hrt_console, hrt_wp=opts.hrt_wp == "on")
+                      console=opts.hrt_console, hrt_wp=opts.hrt_wp == "on", hrt_local=opts.hrt_local)
     if opts.hrt_wp == "off":
         print("mvemu: warning: --hrt-wp off: ring-0 writes in the HRT ignore read-only pages, so "
               "copy-on-write is broken (a demonstration, see docs/split.md)", file=sys.stderr)

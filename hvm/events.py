@@ -49,6 +49,7 @@ class Stats:
     remerges: int = 0
     shootdowns: int = 0
     threads_created: int = 0
+    local: Counter = field(default_factory=Counter)         # system calls the AeroKernel served itself
     forward_ns: int = 0                                      # host time from post to completion
     forwarded: int = 0
     ros_ns: int = 0                                          # host time running each side's vCPUs
@@ -100,6 +101,15 @@ class Channels:
                      f"{cost / 1000:.1f} us)")
         return p.cpu
 
+    def local(self, cpu: int, nr: int, result: int, thread: int, arg0: int) -> None:
+        """LOCAL_SYSCALL: the AeroKernel served system call `nr` itself (`--hrt-local`)."""
+        self.stats.local[nr] += 1
+        if self.trace:
+            from ros_shim.syscalls.names import NAMES
+            args = "" if nr in (39, 186) else f"{arg0:#x}, ..."          # getpid, gettid: none
+            self.log(f"[hvm] local {NAMES.get(nr, nr)}({args}) = {_signed(result)}  (served in the AeroKernel, "
+                     f"not forwarded: HRT vCPU {cpu}, thread {thread})")
+
     def _count(self, r: dict) -> None:
         kind = r["kind"]
         s = self.stats
@@ -134,6 +144,7 @@ class Channels:
         total_sys = sum(s.syscalls.values())
         lines = ["mvemu: Multiverse statistics",
                  f"  forwarded system calls   {total_sys:>10}",
+                 f"  local system calls       {sum(s.local.values()):>10}",
                  f"  forwarded page faults    {s.page_faults:>10}",
                  f"  forwarded exceptions     {s.exceptions:>10}",
                  f"  merges / re-merges       {s.merges:>6} / {s.remerges}",
@@ -146,4 +157,7 @@ class Channels:
         if s.syscalls:
             top = ", ".join(f"{NAMES.get(nr, nr)} {n}" for nr, n in s.syscalls.most_common(8))
             lines.append(f"  most forwarded: {top}")
+        if s.local:
+            top = ", ".join(f"{NAMES.get(nr, nr)} {n}" for nr, n in s.local.most_common(8))
+            lines.append(f"  served in the AeroKernel (--hrt-local): {top}")
         return "\n".join(lines)

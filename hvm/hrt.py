@@ -9,6 +9,7 @@ import errno
 import io
 import struct
 import sys
+import time
 from dataclasses import dataclass, field
 
 from elftools.common.exceptions import ELFError
@@ -21,6 +22,7 @@ from .memory import PAGE_SIZE, GuestMemory, Partition
 from .vcpu import DE, PF, Exit, ExitKind, Vcpu
 
 MB2 = 2 << 20
+MAX_LOCAL_WRITE = 1 << 20
 PTE_P, PTE_W, PTE_PS, PTE_NX = 1, 2, 0x80, 1 << 63
 _ERROR_CODE_VECTORS = {8, 10, 11, 12, 13, 14, 17, 21, 29, 30}
 MSR_STAR, MSR_LSTAR, MSR_FMASK, MSR_EFER = 0xC000_0081, 0xC000_0082, 0xC000_0084, 0xC000_0080
@@ -86,11 +88,16 @@ class Hrt:
     """The HRT partition and its vCPUs. `log(text)` receives console output and trace lines."""
 
     def __init__(self, memory: GuestMemory, hrt: Partition, all_parts: list[Partition], ncpus: int,
-                 log, trace: bool = False, channels: Channels | None = None, wp: bool = True):
+                 log, trace: bool = False, channels: Channels | None = None, wp: bool = True,
+                 local: frozenset[str] = frozenset()):
         self.mem = memory
         # CR0.WP on HRT vCPUs: ring-0 writes to read-only (copy-on-write, zero) pages fault. Off
         # only for `--hrt-wp off`, the demonstration of what goes wrong without it.
         self.cr0 = abi.HRT_CR0 if wp else abi.HRT_CR0 & ~abi.CR0_WP
+        # Subtractive porting: the system calls the AeroKernel serves itself (boot_info.local_syscalls);
+        # with --trace or --stats it also reports each one (LOCAL_SYSCALL) to be shown and counted.
+        self.local_mask = sum(1 << abi.LOCAL_SYSCALLS[name][0] for name in local)
+        self.local_write = None     # pid, fd, bytes -> count, or None: not the console (the machine's)
         self.part = hrt
         self.all_parts = all_parts
         self.cpus = [HrtCpu(i) for i in range(ncpus)]
@@ -122,6 +129,20 @@ class Hrt:
         self.console_tail = (self.console_tail + [line])[-40:]
         if ": fatal " in line or "panic" in line:
             self.flush_console()
+
+    def console_write(self, vcpu: Vcpu, fd: int, va: int, length: int, pid: int) -> int:
+        """LOCAL_WRITE: a program's write(1 or 2, ...) served without its partner, when the ROS says
+        that fd is still mvemu's own stdout or stderr. -EAGAIN tells the AeroKernel to forward the
+        call instead: another fd, a buffer not all mapped (the partner's write pages it in), a
+        write too large to copy at once, or a console the ROS cannot write without it (EPIPE)."""
+        if self.local_write is None or fd not in (1, 2) or length > MAX_LOCAL_WRITE:
+            return -errno.EAGAIN
+        try:
+            data = pagewalk.read(self.mem, vcpu.reg("cr3"), va, length)
+        except pagewalk.PageFault:
+            return -errno.EAGAIN
+        n = self.local_write(pid, fd, data)
+        return -errno.EAGAIN if n is None else n
 
     def flush_console(self) -> None:
         """Show the kept console lines (the HRT failed: they say why)."""
@@ -227,7 +248,9 @@ class Hrt:
                       "kernel_vbase": abi.KERNEL_VBASE, "image_pbase": lay["image"],
                       "image_size": self.image.span, "free_pbase": lay["free"],
                       "free_size": self.part.end - lay["free"],
-                      "boot_stack_top": abi.HIGH_BASE + stack_top, "mailbox_pbase": mailbox}
+                      "boot_stack_top": abi.HIGH_BASE + stack_top, "mailbox_pbase": mailbox,
+                      "local_syscalls": self.local_mask | (abi.LOCAL_ACCOUNT if self.local_mask and
+                                                           self.channels.keep_books else 0)}
             mem.zero(info, PAGE_SIZE)
             mem.write(info, struct.pack(f"<{len(abi.BOOT_INFO_FIELDS)}Q",
                                         *(values[f] for f in abi.BOOT_INFO_FIELDS)))
@@ -294,8 +317,9 @@ class Hrt:
         return cpu.vcpu.run()
 
     def create_thread(self, func: int, args: tuple[int, int, int], stack: int, fs_base: int,
-                      channel: int, cpu: int = -1, partner: int = 0) -> int:
-        """Queue a top-level thread on an HRT vCPU (round robin when `cpu` is -1); its id."""
+                      channel: int, cpu: int = -1, partner: int = 0, pid: int = 0) -> int:
+        """Queue a top-level thread on an HRT vCPU (round robin when `cpu` is -1); its id. `partner`
+        and `pid`: the partner's thread and process ids (what getpid/gettid served locally return)."""
         if cpu < 0 or cpu >= len(self.cpus):
             cpu = self._next_cpu
             self._next_cpu = (self._next_cpu + 1) % len(self.cpus)
@@ -303,7 +327,8 @@ class Hrt:
         self._next_thread += 1
         self.threads[tid] = {"cpu": cpu, "channel": channel, "partner": partner, "entry": func}
         self.channels.stats.threads_created += 1
-        self.post_work(cpu, abi.WORK["THREAD"], func, args[0], args[1], args[2], stack, fs_base, channel, tid)
+        self.post_work(cpu, abi.WORK["THREAD"], func, args[0], args[1], args[2], stack, fs_base, channel, tid,
+                       pid, partner)
         self._t(f"HRT thread {tid} created on HRT vCPU {cpu}: {func:#x}({args[0]:#x}, {args[1]:#x}, "
                 f"{args[2]:#x}) on stack {stack:#x}, FS base {fs_base:#x} (superposed from partner "
                 f"{partner}), channel {channel:#x}")
@@ -329,7 +354,8 @@ class Hrt:
             return 0
         del cpu.work[i]
         kind, func, arg, *more = item
-        fields = [kind, func, arg, 0] + (list(more) + [0] * 6)[:6]
+        n = len(abi.MAILBOX_FIELDS) - 4
+        fields = [kind, func, arg, 0] + (list(more) + [0] * n)[:n]
         self.mem.write(cpu.mailbox, struct.pack(f"<{len(abi.MAILBOX_FIELDS)}Q", *fields))
         if kind != abi.WORK["WAKE"]:
             self._t(f"HRT vCPU {cpu.index}: work {_WORK_NAMES.get(kind, kind)} func {func:#x} arg {arg:#x}")
@@ -456,17 +482,24 @@ class HrtDispatch:
                 result = -errno.EINVAL
             else:
                 hrt.kick(a0)
+        elif name == "LOCAL_CLOCK":
+            result = time.clock_gettime_ns(a0) if a0 in abi.LOCAL_CLOCKS else -errno.EINVAL
+        elif name == "LOCAL_WRITE":
+            result = hrt.console_write(vcpu, a0, a1, a2, a3)
+        elif name == "LOCAL_SYSCALL":
+            hrt.channels.local(cpu.index, a0, a1, a2, a3)
         elif name == "MERGE_DONE":
             hrt._t(f"HRT vCPU {cpu.index}: merge acknowledged")
         else:
             result = -errno.ENOSYS
-        if hrt.trace and name not in ("CONSOLE_WRITE", "KICK", "POST_EVENT", "REMERGE"):
+        if hrt.trace and name not in _QUIET:
             hrt._t(f"HRT vCPU {cpu.index}: hypercall {name}({a0:#x}, {a1:#x}) = {result}")
         vcpu.set_rax(result)
         return True
 
 
 _NAMES = {number: name for name, number in abi.HC.items()}
+_QUIET = {"CONSOLE_WRITE", "KICK", "POST_EVENT", "REMERGE", "LOCAL_CLOCK", "LOCAL_WRITE", "LOCAL_SYSCALL"}
 
 
 def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:

@@ -41,6 +41,7 @@ class GuestOS(Protocol):
     def hvm_event(self, channel: int) -> None: ...              # the HRT posted on a channel
     def wants_cpu(self) -> bool: ...
     def lend_cpu(self, vcpu: Vcpu | None, others_want=None) -> None: ...  # time-slice a vCPU of ours
+    def console_write(self, pid: int, fd: int, data: bytes) -> int | None: ...  # --hrt-local write
 
 
 class _Dispatch:
@@ -54,7 +55,8 @@ class _Dispatch:
 
 class Machine:
     def __init__(self, mem_size: int, hrt_size: int = 0, hrt_cpus: int = 1, log=None, trace: bool = False,
-                 stats: bool = False, console: bool = False, hrt_wp: bool = True):
+                 stats: bool = False, console: bool = False, hrt_wp: bool = True,
+                 hrt_local: frozenset[str] = frozenset()):
         self.memory = GuestMemory(mem_size + hrt_size)
         self.ros = self.memory.add_partition("ros", 0, mem_size)
         self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -66,6 +68,8 @@ class Machine:
         self.channels = Channels(self.memory, self.log, trace, stats)
         self.console = console or trace
         self.hrt_wp = hrt_wp
+        self.hrt_local = hrt_local
+        self.guest: GuestOS | None = None
         if hrt_size:
             hpart = self.memory.add_partition("hrt", mem_size, hrt_size)
             self.hrt = self._new_hrt(hpart, [self.ros, hpart], hrt_cpus)
@@ -151,7 +155,7 @@ class Machine:
                 if cpu >= len(hrt.cpus) and cpu != 0xFFFF_FFFF_FFFF_FFFF:
                     return -errno.EINVAL
                 return hrt.create_thread(func, (arg0, arg1, arg2), stack, fs_base, channel,
-                                         -1 if cpu >> 63 else cpu, partner=a0)
+                                         -1 if cpu >> 63 else cpu, partner=a0, pid=a1)
             if name == "COMPLETE_EVENT":
                 waiting = self.channels.completed(a0, hrt.cr3)
                 if waiting is None:
@@ -169,10 +173,17 @@ class Machine:
         return -errno.ENOSYS
 
     def _new_hrt(self, part, all_parts, ncpus: int) -> Hrt:
-        hrt = Hrt(self.memory, part, all_parts, ncpus, self.log, self.trace, self.channels, wp=self.hrt_wp)
+        hrt = Hrt(self.memory, part, all_parts, ncpus, self.log, self.trace, self.channels, wp=self.hrt_wp,
+                  local=self.hrt_local)
+        hrt.local_write = self._console_write
         hrt.show_console = self.console
         hrt.on_call_done = self._call_done
         return hrt
+
+    def _console_write(self, pid: int, fd: int, data: bytes) -> int | None:
+        """A write the AeroKernel serves itself (--hrt-local write): the guest OS says whether fd of
+        process `pid` is still mvemu's own stdout/stderr and writes it, or returns None."""
+        return None if self.guest is None else self.guest.console_write(pid, fd, data)
 
     def _make_hrt_vcpu(self, index: int, handler) -> Vcpu:
         vcpu = Vcpu(len(self.vcpus), self.memory, self.hrt.all_parts, handler)
@@ -211,6 +222,7 @@ class Machine:
         watchdog ends a slice only when another vCPU has work), then each HRT vCPU with work until
         it waits, halts or forwards an event."""
         vcpu = self.add_ros_vcpu(guest)
+        self.guest = guest
         guest.hvm_busy = lambda: bool(self.hrt and self.hrt.runnable)
         self.channels.notify_ros = guest.hvm_event
         dbg = self.debugger

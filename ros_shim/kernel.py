@@ -135,6 +135,22 @@ class RosKernel:
         if t is not None and t.state == BLOCKED:
             self.sched.wake(t, woken=True)
 
+    def console_write(self, pid: int, fd: int, data: bytes) -> int | None:
+        """`--hrt-local write`: the AeroKernel writes fd 1 or 2 of the merged process `pid` itself
+        when that fd is still one of mvemu's own standard streams, a blocking write as this kernel's
+        write(2) would do. None: forward it instead (another file, a mode this does not do, or a
+        broken pipe, whose SIGPIPE the ROS must raise)."""
+        proc = self.processes.get(pid)
+        f = None if proc is None or proc.mm is not self.hvm_mm else proc.fds.get(fd)
+        if f is None or f.path not in ("<std1>", "<std2>") or f.flags & (os.O_NONBLOCK | os.O_APPEND):
+            return None
+        try:
+            return os.write(f.host_fd, data)
+        except (BrokenPipeError, BlockingIOError):
+            return None
+        except OSError as e:
+            return -e.errno
+
     def kick(self) -> None:
         """From any host thread: if the ROS is waiting for events with nothing to run, stop waiting
         and return to the machine's run loop (which calls reschedule again afterwards)."""

@@ -60,6 +60,7 @@ IMAGE_CASES = [
     *per_variant("getpid_loop", ("1",), ("500",)),
     *per_variant("cow"),
     *per_variant("wp_demo"),
+    *per_variant("local_calls"),
     *per_variant("fork_wait"),
     *per_variant("pipeline"),
     *per_variant("signals"),

@@ -29,6 +29,9 @@
 #define HVM_HC_REMERGE 0x32  /* hrt: copy the merged process's lower-half PML4 entries again (repeated fault) */
 #define HVM_HC_TLB_SHOOTDOWN 0x33  /* ros: the merged address space changed: flush every HRT vCPU's TLB */
 #define HVM_HC_KICK 0x87  /* hrt: wake HRT vCPU rdi if it waits for work (a thread was queued on it) */
+#define HVM_HC_LOCAL_CLOCK 0x88  /* hrt: the host clock (a paravirtual clock): rdi = Linux clock id; returns nanoseconds, or -EINVAL for a clock only the ROS keeps (CPU time) */
+#define HVM_HC_LOCAL_WRITE 0x89  /* hrt: write to the console: rdi = fd (1 or 2), rsi = address, rcx = length, r8 = the partner's pid; returns the count, or -EAGAIN when that fd is not mvemu's own stdout/stderr */
+#define HVM_HC_LOCAL_SYSCALL 0x8a  /* hrt: a system call the AeroKernel served itself, for --trace/--stats (only with HVM_LOCAL_ACCOUNT): rdi = number, rsi = result, rcx = thread, r8 = its first argument */
 
 #define HVM_HIGH_BASE 0xffff800000000000UL
 #define HVM_KERNEL_VBASE 0xffffffff80000000UL
@@ -85,6 +88,13 @@
 #define HVM_EVOFF_R15 240
 #define HVM_EVOFF_RFLAGS 248
 #define HVM_EVOFF_CHILD_READY 256
+#define HVM_LOCAL_GETPID (1UL << 0)  /* system call 39 */
+#define HVM_LOCAL_GETTID (1UL << 1)  /* system call 186 */
+#define HVM_LOCAL_CLOCK_GETTIME (1UL << 2)  /* system call 228 */
+#define HVM_LOCAL_GETTIMEOFDAY (1UL << 3)  /* system call 96 */
+#define HVM_LOCAL_TIME (1UL << 4)  /* system call 201 */
+#define HVM_LOCAL_WRITE (1UL << 5)  /* system call 1 */
+#define HVM_LOCAL_ACCOUNT (1UL << 63)
 #define HVM_HRT_SYS_THREAD_EXIT 0x4d56
 #define HVM_HRT_SYS_INVOKE 0x4d57
 
@@ -123,6 +133,7 @@ struct hvm_boot_info {
     unsigned long free_size;
     unsigned long boot_stack_top;
     unsigned long mailbox_pbase;
+    unsigned long local_syscalls;
 };
 
 struct hvm_ioc_image { unsigned long addr, len; };
@@ -150,6 +161,8 @@ struct hvm_mailbox {
     unsigned long fs_base;
     unsigned long channel;
     unsigned long thread;
+    unsigned long pid;
+    unsigned long tid;
 };
 
 struct hvm_event {

@@ -27,6 +27,8 @@ extern struct syscall_percpu syscall_percpu[];
 extern char syscall_entries[];
 
 void syscall_dispatch(struct syscall_frame *f);
+struct thread;
+int local_syscall(struct thread *t, struct syscall_frame *f);      /* local.c */
 #endif
 
 #endif

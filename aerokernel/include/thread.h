@@ -38,6 +38,7 @@ struct thread {
     /* a top-level program thread */
     unsigned long entry, args[3], user_stack, fs_base;
     struct hvm_event *channel;          /* the execution group's event record (lower half, merged) */
+    unsigned long ros_pid, ros_tid;     /* its partner's process and thread ids (local getpid/gettid) */
     unsigned long fault_addr, fault_error;   /* the last forwarded page fault, for re-merge */
     unsigned fault_repeats;
     struct hvm_event *waiting_on;       /* blocked until this event completes (thread_wait_event) */

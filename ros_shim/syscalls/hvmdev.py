@@ -65,7 +65,7 @@ def ioctl(k, t, f, cmd: int, arg: int) -> int:
         if raw is None:
             return -errno.EFAULT
         fields = struct.unpack(f"<{len(abi.THREAD_IOC_FIELDS)}Q", raw)
-        return k.hypercall(hc["CREATE_THREAD"], t.tid, data=fields)
+        return k.hypercall(hc["CREATE_THREAD"], t.tid, t.proc.pid, data=fields)
     if cmd in (IOC["WAIT_EVENT"], IOC["COMPLETE_WAIT"]):
         return _channel_wait(k, t, mm, arg, complete=cmd == IOC["COMPLETE_WAIT"])
     if cmd in (IOC["INVOKE_SYNC"], IOC["SELFTEST"]):
