@@ -61,12 +61,20 @@ int main(void)
     printf("wait with no children: %s\n", wait(&st) < 0 ? "ECHILD" : "?");
     /* WNOHANG and getppid */
     pid_t parent = getpid();
+    int gate[2];                /* the child exits only after WNOHANG looked (no timing involved) */
+    if (pipe(gate) != 0)
+        return 1;
     pid_t p = fork();
     if (p == 0) {
-        usleep(20000);
+        char c;
+        close(gate[1]);
+        if (read(gate[0], &c, 1) != 0)
+            _exit(7);
         _exit(getppid() == parent ? 5 : 6);
     }
+    close(gate[0]);
     printf("WNOHANG first: %d\n", waitpid(p, &st, WNOHANG));
+    close(gate[1]);
     siginfo_t si;
     memset(&si, 0, sizeof si);
     waitid(P_PID, p, &si, WEXITED);
