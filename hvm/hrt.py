@@ -80,6 +80,8 @@ class HrtCpu:
     state: str = "off"                   # off, running, waiting (for work), halted, dead
     work: list = field(default_factory=list)
     flush: int = 0                       # a TLB (1) or TLB and code (2) flush is due before it runs
+    halt_wait: int = 0                   # the channel it halts on after POST_WAIT (no WAKE needed)
+    resume: bool = False                 # that event completed before the vCPU reached its hlt
 
 
 class Hrt:
@@ -331,6 +333,20 @@ class Hrt:
             self._t(f"HRT vCPU {cpu.index}: work {_WORK_NAMES.get(kind, kind)} func {func:#x} arg {arg:#x}")
         return kind
 
+    def event_completed(self, cpu_index: int, channel: int) -> None:
+        """The partner completed the event that a thread of this vCPU waits for. A vCPU halted on
+        it right after POST_WAIT just resumes (its thread finds the event completed); otherwise the
+        thread blocked in the AeroKernel's scheduler and a WAKE makes it runnable."""
+        cpu = self.cpus[cpu_index]
+        if cpu.halt_wait != channel:
+            self.kick(cpu_index)
+            return
+        cpu.halt_wait = 0
+        if cpu.state == "waiting":
+            cpu.state = "running"
+        elif cpu.state == "running":
+            cpu.resume = True                 # stopped before its hlt: that hlt must not park it
+
     def kick(self, cpu_index: int) -> None:
         """Make an HRT vCPU look at its run queue / event again (one WAKE queued at most)."""
         cpu = self.cpus[cpu_index]
@@ -354,7 +370,9 @@ class Hrt:
             # runs again (after the hlt) once work is queued. With IF clear (HVM_WORK_HALT, or the
             # end of a fatal exception) it is halted until the HRT is reset.
             if cpu.vcpu.reg("rflags") & 0x200:
-                if not cpu.work:
+                if cpu.resume:
+                    cpu.resume = False
+                elif not cpu.work:
                     cpu.state = "waiting"
                 return
             cpu.state = "halted"
@@ -436,12 +454,17 @@ class HrtDispatch:
                 hrt.on_call_done(cpu, a0)
         elif name == "WAIT_EVENT":
             # The next work, or 0: the guest then halts (sti; hlt) and on_exit parks the vCPU.
+            cpu.halt_wait = 0                 # any thread waiting for an event now needs a WAKE
             vcpu.set_rax(hrt._take_work(cpu, a1) if cpu.work else 0)
             return True
         elif name == "GET_STATE":
             result = (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
         elif name == "POST_EVENT":
             hrt.channels.posted(cpu.index, a0, hrt.cr3)
+            if a2 & abi.POST_WAIT:
+                # The poster waits at once: as WAIT_EVENT; with no work it halts until the completion.
+                result = hrt._take_work(cpu, a3) if cpu.work else 0
+                cpu.halt_wait = 0 if result else a0
         elif name == "REMERGE":
             if not hrt.merged:
                 result = -errno.ENOENT

@@ -155,7 +155,7 @@ class Machine:
                 waiting = self.channels.completed(a0, hrt.cr3)
                 if waiting is None:
                     return -errno.ENOENT
-                hrt.kick(waiting)
+                hrt.event_completed(waiting, a0)
                 return 0
             if name == "TLB_SHOOTDOWN":
                 if hrt.merged:
