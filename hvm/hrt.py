@@ -395,18 +395,11 @@ class HrtDispatch:
 
     # SYSCALL in ring 0: Unicorn performs none of the instruction's semantics; do them here.
     def on_syscall(self, vcpu: Vcpu) -> bool:
-        rip = vcpu.reg("rip")
-        rflags = vcpu.reg("rflags")
-        lstar, fmask = vcpu.msr(MSR_LSTAR), vcpu.msr(MSR_FMASK)
-        if not lstar:
-            self.hrt.log(f"mvemu: HRT vCPU {self.cpu.index}: syscall at {rip:#x} with no LSTAR set")
-            self.cpu.state = "dead"
-            return False
-        vcpu.set_reg("rcx", rip + 2)
-        vcpu.set_reg("r11", rflags)
-        vcpu.set_reg("rflags", (rflags & ~fmask) | 2)
-        vcpu.set_reg("rip", lstar - 2)            # Unicorn adds the instruction's length afterwards
-        return True
+        if vcpu.perform_syscall():
+            return True
+        self.hrt.log(f"mvemu: HRT vCPU {self.cpu.index}: syscall at {vcpu.reg('rip'):#x} with no LSTAR set")
+        self.cpu.state = "dead"
+        return False
 
     def on_exception(self, vcpu: Vcpu, exit: Exit) -> bool:
         """Deliver through the AeroKernel's IDT as the CPU would, or stop if it has none."""

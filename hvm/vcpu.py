@@ -51,7 +51,8 @@ _REGFILE = struct.Struct("<17Q")
 _U64 = struct.Struct("<Q")
 _pick_syscall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _SYSCALL_ARG_REGS))
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-MSR_EFER = 0xC000_0080
+MSR_EFER, MSR_LSTAR, MSR_FMASK = 0xC000_0080, 0xC000_0082, 0xC000_0084
+_RFLAGS_ID = x86.UC_X86_REG_RFLAGS
 
 
 # Registers a debugger reads: Unicorn ids by mvemu name. x87 registers (fp0-fp7) are 80-bit, the
@@ -181,6 +182,17 @@ class Vcpu:
             self.syscall_args = self._syscall_args_direct
             self.set_rax = self._set_rax_direct
             self.reg = self._reg_direct
+        # Other live CPU fields, in place (unicorn_quirks.context_data_offset): the exception state
+        # the unicorn#1883 work-around clears, and SYSCALL's target and flag mask.
+        self._live_old_exception = self._live_error_code = self._live_lstar = self._live_fmask = None
+        data_off = unicorn_quirks.context_data_offset(self.uc, addr) if addr else None
+        if data_off is not None:
+            self._live_old_exception = ctypes.c_int32.from_address(addr + self._old_exception_off - data_off)
+            self._live_error_code = ctypes.c_int32.from_address(addr + self._error_code_off - data_off)
+            msrs = unicorn_quirks.syscall_msr_addresses(self.uc, addr, self._scratch_ctx.size - data_off)
+            if msrs is not None:
+                self._live_lstar = ctypes.c_uint64.from_address(msrs[0])
+                self._live_fmask = ctypes.c_uint64.from_address(msrs[1])
         # Preallocated buffers for the raw batch register read of syscall arguments.
         n = len(_SYSCALL_ARG_REGS)
         self._sc_ids = (ctypes.c_int * n)(*(REGS[r] for r in _SYSCALL_ARG_REGS))
@@ -303,6 +315,11 @@ class Vcpu:
         `old_exception`, so the next exception would be promoted to #DF and the one after would
         silently end emu_start. Clear it (through a context round trip) and return the pending
         exception's error code, which Unicorn does not pass to the hook."""
+        live = self._live_old_exception
+        if live is not None:                      # in place (unicorn_quirks.context_data_offset)
+            error_code = self._live_error_code.value & 0xFFFF_FFFF
+            live.value = -1
+            return error_code
         ctx = self._scratch_ctx
         uclib.uc_context_save(self._h, ctx.context)
         base = ctx.context.value
@@ -326,6 +343,33 @@ class Vcpu:
                     self._debug.on_mappings(self)
             except BaseException as e:
                 self._fail(e)
+
+    def perform_syscall(self) -> bool:
+        """What the CPU does for SYSCALL in 64-bit mode and Unicorn does not (call it from the
+        syscall hook): RCX = the next instruction, R11 = RFLAGS, RFLAGS &= ~FMASK, RIP = LSTAR.
+        False, with nothing changed, if LSTAR is 0."""
+        if self._live_lstar is not None:
+            lstar, fmask = self._live_lstar.value, self._live_fmask.value
+        else:
+            lstar, fmask = self.msr(MSR_LSTAR), self.msr(MSR_FMASK)
+        if not lstar:
+            return False
+        uclib.uc_reg_read(self._h, _RFLAGS_ID, ctypes.byref(self._one))
+        rflags = self._one.value
+        rf = self._regfile
+        if rf is not None:
+            # In place, RIP included: the hook's caller adds the instruction's length afterwards,
+            # and no API write of RIP means no forced exit from the translation loop.
+            rf[1] = rf[16] + 2                                       # rcx
+            rf[11] = rflags                                          # r11
+            rf[16] = lstar - 2
+        else:
+            self.set_reg("rcx", self.reg("rip") + 2)
+            self.set_reg("r11", rflags)
+            self.set_reg("rip", lstar - 2)
+        self._one.value = (rflags & ~fmask) | 2
+        uclib.uc_reg_write(self._h, _RFLAGS_ID, ctypes.byref(self._one))
+        return True
 
     # -- guest debugging --------------------------------------------------------------------------
     def set_guest_debug(self, debug: GuestDebug | None, breakpoints=frozenset(), step: bool = False,
