@@ -30,7 +30,7 @@ from .paging import PTE_NX, PTE_P, PTE_W, FrameAllocator, OutOfMemory, PageTable
 from .process import BLOCKED, DEAD, RUNNABLE, STOPPED, Process, Thread, Wait
 from .sched import Scheduler, Watchdog, now_ns
 from .signals import SigInfo
-from .syscalls import table
+from .syscalls import hvmdev, table
 from .syscalls.table import BLOCK, NORETURN, TABLE
 
 # Import the syscall families so that they register themselves in TABLE.
@@ -133,6 +133,9 @@ class RosKernel:
         """The HRT posted an event on `channel`: wake the partner waiting there."""
         t = self.hvm_waiters.pop(channel, None)
         if t is not None and t.state == BLOCKED:
+            if t.wait is not None and t.wait.kind == "hvmchan":
+                # Take the event for it: its ioctl then returns the kind without being re-run.
+                t.wait.result = hvmdev.take_posted(t.proc.mm, channel)
             self.sched.wake(t, woken=True)
 
     def kick(self) -> None:
@@ -248,6 +251,8 @@ class RosKernel:
             self._trace(t, entry, nr, (a0, a1, a2, a3, a4, a5), ret)
         if ret is BLOCK:
             t.wait.nr = nr
+            if self.trace:
+                t.wait.args = (a0, a1, a2, a3, a4, a5)
             self.need_resched = True
             return False
         if ret is NORETURN:
@@ -365,6 +370,8 @@ class RosKernel:
                     self.slice_over = False
                     self._switch(vcpu, self.sched.pick())
                     continue
+                if t.wait is not None and t.wait.result is not None:
+                    self._complete_blocked_call(vcpu, t)
                 if self._deliver_signals(vcpu, t) and t.state == RUNNABLE:
                     self._resume(vcpu, t)
                     return
@@ -395,6 +402,15 @@ class RosKernel:
             self.watchdog.running = None
             self.sched.poll_events(timeout, self.watchdog.wakeup_r)
             self.waiting = False
+
+    def _complete_blocked_call(self, vcpu: Vcpu, t: Thread) -> None:
+        """`t` (its registers on the vCPU) was woken with its blocked call's result: return it,
+        instead of re-running the call (on_exit had backed RIP up over the `syscall`)."""
+        w, t.wait = t.wait, None
+        vcpu.set_reg("rip", vcpu.reg("rip") + 2)
+        vcpu.set_rax(w.result)
+        if self.trace:
+            self.log_line(f"[pid {t.tid}] " + table.format_call(self, t, TABLE.get(w.nr), w.nr, w.args, w.result))
 
     def _switch(self, vcpu: Vcpu, nxt: Thread) -> None:
         old = self.current
