@@ -409,8 +409,16 @@ class HrtDispatch:
         hrt, cpu = self.hrt, self.cpu
         if exit.port != abi.HVM_PORT or vcpu.cpl() != 0:
             return False
-        nr = vcpu.reg("rax") & 0xFFFF_FFFF
-        a0, a1, a2, a3 = (vcpu.reg(r) for r in ("rdi", "rsi", "rcx", "r8"))
+        nr, a0, a1, a2, a3 = vcpu.hypercall_args()
+        if nr == _HC_POST_EVENT:                  # once per forwarded event: first
+            hrt.channels.posted(cpu.index, a0, hrt.cr3)
+            result = 0
+            if a2 & abi.POST_WAIT:
+                # The poster waits at once: as WAIT_EVENT; with no work it halts until the completion.
+                result = hrt._take_work(cpu, a3) if cpu.work else 0
+                cpu.halt_wait = 0 if result else a0
+            vcpu.set_rax(result)
+            return True
         entry = abi.HYPERCALLS.get(_NAMES.get(nr, ""))
         if entry is None:
             vcpu.set_rax(-errno.ENOSYS)
@@ -452,12 +460,6 @@ class HrtDispatch:
             return True
         elif name == "GET_STATE":
             result = (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
-        elif name == "POST_EVENT":
-            hrt.channels.posted(cpu.index, a0, hrt.cr3)
-            if a2 & abi.POST_WAIT:
-                # The poster waits at once: as WAIT_EVENT; with no work it halts until the completion.
-                result = hrt._take_work(cpu, a3) if cpu.work else 0
-                cpu.halt_wait = 0 if result else a0
         elif name == "REMERGE":
             if not hrt.merged:
                 result = -errno.ENOENT
@@ -472,13 +474,14 @@ class HrtDispatch:
             hrt._t(f"HRT vCPU {cpu.index}: merge acknowledged")
         else:
             result = -errno.ENOSYS
-        if hrt.trace and name not in ("CONSOLE_WRITE", "KICK", "POST_EVENT", "REMERGE"):
+        if hrt.trace and name not in ("CONSOLE_WRITE", "KICK", "REMERGE"):
             hrt._t(f"HRT vCPU {cpu.index}: hypercall {name}({a0:#x}, {a1:#x}) = {result}")
         vcpu.set_rax(result)
         return True
 
 
 _NAMES = {number: name for name, number in abi.HC.items()}
+_HC_POST_EVENT = abi.HC["POST_EVENT"]
 
 
 def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:

@@ -50,6 +50,8 @@ _GPR_INDEX["rip"] = 16
 _REGFILE = struct.Struct("<17Q")
 _U64 = struct.Struct("<Q")
 _pick_syscall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _SYSCALL_ARG_REGS))
+_HYPERCALL_ARG_REGS = ("rax", "rdi", "rsi", "rcx", "r8")
+_pick_hypercall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _HYPERCALL_ARG_REGS))
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 MSR_EFER, MSR_LSTAR, MSR_FMASK = 0xC000_0080, 0xC000_0082, 0xC000_0084
 _RFLAGS_ID = x86.UC_X86_REG_RFLAGS
@@ -173,6 +175,7 @@ class Vcpu:
         self._pending: Exit | None = None
         self._hook_error: BaseException | None = None
         self.preempt_requested = False
+        self._in_run = False                     # inside emu_start (set_reg: RIP through the API)
         self._in_hook = threading.Lock()
         # The live register file in Unicorn's CPU state, when it can be located and proven
         # (unicorn_quirks.register_file_address); otherwise the (slower) API paths below.
@@ -239,9 +242,11 @@ class Vcpu:
         # An exception can also be raised where no hook sees it (e.g. while a stopping vCPU
         # translates the next block); leave none in flight from one run to the next.
         self._clear_exception_state()
+        self._in_run = True
         try:
             self.uc.emu_start(rip, _END)
         except UcError as e:
+            self._in_run = False
             if self._hook_error is not None:
                 err, self._hook_error = self._hook_error, None
                 raise err
@@ -249,6 +254,7 @@ class Vcpu:
             if e.errno == ucc.UC_ERR_INSN_INVALID:
                 return Exit(ExitKind.INVALID_OPCODE, rip=rip, vector=UD)
             return Exit(ExitKind.MEMORY_ERROR, rip=rip, detail=str(e))
+        self._in_run = False
         if self._hook_error is not None:
             err, self._hook_error = self._hook_error, None
             raise err
@@ -476,6 +482,14 @@ class Vcpu:
         return self._regfile[i]
 
     def set_reg(self, name: str, value: int) -> None:
+        rf = self._regfile
+        if rf is not None:
+            i = _GPR_INDEX.get(name)
+            # GPRs in place always; RIP only while stopped: inside a run only the API write makes
+            # Unicorn leave the translation block it is in (outside, emu_start begins at RIP).
+            if i is not None and (i < 16 or not self._in_run):
+                rf[i] = value & _MASK64
+                return
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
         uclib.uc_reg_write(self._h, REGS[name], ctypes.byref(self._one))
 
@@ -490,6 +504,14 @@ class Vcpu:
         """(nr, a0..a5) of the syscall being executed: one raw batch read."""
         uclib.uc_reg_read_batch(self._h, self._sc_ids, self._sc_ptrs, len(self._sc_ids))
         return tuple(self._sc_vals)
+
+    def hypercall_args(self) -> tuple[int, ...]:
+        """(number, a0..a3) of a hypercall (`out` on the HVM port): EAX, RDI, RSI, RCX, R8."""
+        if self._regfile is not None:
+            nr, a0, a1, a2, a3 = _pick_hypercall_args(_REGFILE.unpack_from(self._regfile))
+        else:
+            nr, a0, a1, a2, a3 = (self.reg(r) for r in _HYPERCALL_ARG_REGS)
+        return nr & 0xFFFF_FFFF, a0, a1, a2, a3
 
     def _syscall_args_direct(self) -> tuple[int, ...]:
         return _pick_syscall_args(_REGFILE.unpack_from(self._regfile))

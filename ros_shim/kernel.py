@@ -69,6 +69,7 @@ class RosKernel:
         self.tlb = TlbHooks(flush_tlb=self._flush_tlbs, flush_code=self._flush_code, released=self._released)
         self.hvm_mm: AddressSpace | None = None     # the address space merged into the HRT
         self.hvm_waiters: dict[int, Thread] = {}    # event channel -> the partner waiting on it
+        self._lend_wants: dict = {}                  # lend_cpu's others_want -> the watchdog's test
         self.processes: dict[int, Process] = {}
         self.sched = Scheduler()
         from .files import PIPE_EVENTS
@@ -168,7 +169,10 @@ class RosKernel:
         if vcpu is None:
             self.watchdog.lend(None, None)
             return
-        self.watchdog.lend(vcpu, lambda: others_want() or not self.idle or self._has_work())
+        wants = self._lend_wants.get(others_want)
+        if wants is None:
+            wants = self._lend_wants[others_want] = lambda: others_want() or not self.idle or self._has_work()
+        self.watchdog.lend(vcpu, wants)
 
     # -- processes --------------------------------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
@@ -388,7 +392,8 @@ class RosKernel:
                 # Nothing to run here, but HRT vCPUs have work: let the machine run them.
                 self.idle = True
                 self.watchdog.running = None
-                self.sched.poll_events(0, -1)
+                if self.sched.fd_waiters:         # (deadlines were just checked)
+                    self.sched.poll_events(0, -1)
                 return
             self.waiting = True
             if self.kicked:

@@ -17,6 +17,7 @@ from ..files import OpenFile
 from ..process import Wait
 
 IOC = {name: number for name, (number, _doc) in abi.ROS_IOCTLS.items()}
+_IOC_WAIT_EVENT, _IOC_COMPLETE_WAIT = IOC["WAIT_EVENT"], IOC["COMPLETE_WAIT"]
 MAX_IMAGE = 64 << 20
 
 
@@ -34,6 +35,8 @@ def open_device(k, t, flags: int) -> int:
 def ioctl(k, t, f, cmd: int, arg: int) -> int:
     hc = abi.HC
     mm = t.proc.mm
+    if cmd == _IOC_COMPLETE_WAIT or cmd == _IOC_WAIT_EVENT:      # the partner's loop: first
+        return _channel_wait(k, t, mm, arg, complete=cmd == _IOC_COMPLETE_WAIT)
     if cmd == IOC["INSTALL"]:
         raw = mm.read(arg, 16)
         if raw is None:
@@ -66,8 +69,6 @@ def ioctl(k, t, f, cmd: int, arg: int) -> int:
             return -errno.EFAULT
         fields = struct.unpack(f"<{len(abi.THREAD_IOC_FIELDS)}Q", raw)
         return k.hypercall(hc["CREATE_THREAD"], t.tid, data=fields)
-    if cmd in (IOC["WAIT_EVENT"], IOC["COMPLETE_WAIT"]):
-        return _channel_wait(k, t, mm, arg, complete=cmd == IOC["COMPLETE_WAIT"])
     if cmd in (IOC["INVOKE_SYNC"], IOC["SELFTEST"]):
         w = k.resume_wait(t, "hvm")
         if w is not None:                            # re-run after the HRT reported the call done
