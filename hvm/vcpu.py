@@ -233,7 +233,8 @@ class Vcpu:
         """Run from the current RIP until an exit the handler did not absorb."""
         self._pending = None
         self.runs += 1
-        requested = self._requested_exit()
+        with self._in_hook:                       # (see request_preempt)
+            requested = self._requested_exit()
         if requested is not None:
             return requested
         if self._debug is not None and self._debug_armed[2]:
@@ -262,7 +263,9 @@ class Vcpu:
             self._undo_watched_store()
         if self._pending is not None:
             return self._pending
-        return self._requested_exit() or Exit(ExitKind.HALT, rip=self.reg("rip"))
+        with self._in_hook:
+            requested = self._requested_exit()
+        return requested or Exit(ExitKind.HALT, rip=self.reg("rip"))
 
     def _requested_exit(self) -> Exit | None:
         """The exit asked for from outside the run (a time slice's end, a debugger's interrupt)."""
@@ -275,7 +278,13 @@ class Vcpu:
         return None
 
     def request_preempt(self) -> None:
-        """From any host thread: end the current run() with a BUDGET exit (time-slice end)."""
+        """From any host thread: end the current run() with a BUDGET exit (time-slice end).
+
+        The flag and the stop are one step under `_in_hook`, and run() consumes the flag under it
+        too: otherwise run() could take the flag (a BUDGET exit at its start) between the two, and
+        the late emu_stop would then end the *next* run with neither an exit nor the flag, which
+        looked like a `hlt` (a ROS thread was killed for a "privileged instruction" right after a
+        system call, about once in a few hundred threaded runs under load)."""
         with self._in_hook:
             self.preempt_requested = True
             self.uc.emu_stop()
