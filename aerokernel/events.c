@@ -3,8 +3,9 @@
  *
  * The HRT side fills the record and posts it (state POSTED, hypercall POST_EVENT); the VMM wakes
  * the partner, which takes it, does the work in the ROS, writes the result and completes it
- * (COMPLETED; the VMM queues HVM_WORK_WAKE on the posting vCPU). Meanwhile the thread is blocked
- * and its vCPU runs its other threads, or halts until the completion arrives (thread.c). */
+ * (COMPLETED). Meanwhile the thread is blocked and its vCPU runs its other threads (the VMM then
+ * queues HVM_WORK_WAKE on the completion), or, with none, halts right after the post until the
+ * completion resumes it (thread_post_wait_event). */
 #include "cpu.h"
 #include "events.h"
 #include "hypercall.h"
@@ -14,10 +15,10 @@ static void post_and_wait(struct hvm_event *ev, int wait)
 {
     ev->seq++;
     __atomic_store_n(&ev->state, HVM_EVENT_POSTED, __ATOMIC_RELEASE);
-    hvm_hypercall(HVM_HC_POST_EVENT, (long)ev, ev->kind, 0, 0);
-    if (!wait)
-        return;
-    thread_wait_event(ev);
+    if (wait)
+        thread_post_wait_event(ev);
+    else
+        hvm_hypercall(HVM_HC_POST_EVENT, (long)ev, ev->kind, 0, 0);
 }
 
 long event_syscall(struct thread *t, struct syscall_frame *f)

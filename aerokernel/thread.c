@@ -223,16 +223,34 @@ static void wake_event_waiters(unsigned cpu)
     }
 }
 
-long thread_wait_for_work(unsigned long kinds)
+/* What the VMM answered a WAIT_EVENT (or a POST_EVENT with POST_WAIT) with: 0, no work yet: halt
+ * until there is some (or, after POST_WAIT, until the event completes); WAKE: run the threads whose
+ * events have completed. Other kinds are the caller's. */
+static long took_work(unsigned cpu, long kind)
 {
-    unsigned cpu = this_cpu()->id;
-    long kind = hvm_hypercall(HVM_HC_WAIT_EVENT, cpu, kinds, 0, 0);
     if (kind == HVM_WORK_NONE)
         wait_for_interrupt();           /* the vCPU stops until the VMM has work for it */
     else if (kind == HVM_WORK_WAKE)
         wake_event_waiters(cpu);
     return kind;
 }
+
+long thread_wait_for_work(unsigned long kinds)
+{
+    unsigned cpu = this_cpu()->id;
+    return took_work(cpu, hvm_hypercall(HVM_HC_WAIT_EVENT, cpu, kinds, 0, 0));
+}
+
+/* THREAD work taken while a thread waits for its event: queue the new top-level thread (it runs
+ * once the waiter blocks). */
+static void take_thread(unsigned cpu)
+{
+    struct hvm_mailbox *mb = this_cpu()->mailbox;
+    if (!thread_create_program(mb, cpu, mb->thread))
+        mb->result = -ENOMEM;
+}
+
+#define EVENT_WAIT_KINDS ((1UL << HVM_WORK_WAKE) | (1UL << HVM_WORK_THREAD))
 
 /* The partner works on the current thread's event: let the vCPU's other threads run meanwhile
  * (the completion queues a WAKE on this vCPU, which makes the thread runnable again), or, if
@@ -248,14 +266,26 @@ void thread_wait_event(struct hvm_event *ev)
             event_waiters[cpu] = t;
             t->state = TS_BLOCKED;
             schedule();
-        } else if (thread_wait_for_work((1UL << HVM_WORK_WAKE) | (1UL << HVM_WORK_THREAD))
-                   == HVM_WORK_THREAD) {
-            /* a new top-level thread for this vCPU: queue it, then block and let it run */
-            struct hvm_mailbox *mb = this_cpu()->mailbox;
-            if (!thread_create_program(mb, cpu, mb->thread))
-                mb->result = -ENOMEM;
+        } else if (thread_wait_for_work(EVENT_WAIT_KINDS) == HVM_WORK_THREAD) {
+            take_thread(cpu);           /* then block and let it run */
         }
     }
+}
+
+/* Post ev (already filled in and marked POSTED) and wait for its completion. With nothing else to
+ * run on this vCPU, the post itself asks for work (POST_WAIT, one exit instead of two) and, with
+ * none, the vCPU halts at once: the VMM resumes it when the partner completes the event, without
+ * a WAKE to take afterwards. */
+void thread_post_wait_event(struct hvm_event *ev)
+{
+    unsigned cpu = this_cpu()->id;
+    if (runqueues[cpu].head) {
+        hvm_hypercall(HVM_HC_POST_EVENT, (long)ev, ev->kind, 0, 0);
+    } else if (took_work(cpu, hvm_hypercall(HVM_HC_POST_EVENT, (long)ev, ev->kind, HVM_POST_WAIT,
+                                            EVENT_WAIT_KINDS)) == HVM_WORK_THREAD) {
+        take_thread(cpu);
+    }
+    thread_wait_event(ev);
 }
 
 int thread_run_queued(void)

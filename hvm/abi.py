@@ -37,7 +37,9 @@ HYPERCALLS = {
     "SELFTEST": (0x86, "hrt", "a self-test result: rdi = test id, rsi = 0 pass / else fail code"),
     # split execution (Multiverse): threads, event channels, merge upkeep
     "CREATE_THREAD": (0x50, "ros", "start a top-level HRT thread: rdi = struct hvm_ioc_thread (from the partner)"),
-    "POST_EVENT": (0x51, "hrt", "an event is posted on a channel: rdi = the channel's virtual address"),
+    "POST_EVENT": (0x51, "hrt", "an event is posted on a channel: rdi = the channel's virtual address, rsi = its "
+                                "kind, rcx = POST_WAIT to wait for it at once: then as WAIT_EVENT with the mask r8, "
+                                "and after a 0 the completion resumes the halted vCPU without a WAKE"),
     "COMPLETE_EVENT": (0x52, "ros", "the partner completed the event on a channel: rdi = its virtual address"),
     "REMERGE": (0x32, "hrt", "copy the merged process's lower-half PML4 entries again (repeated fault)"),
     "TLB_SHOOTDOWN": (0x33, "ros", "the merged address space changed: flush every HRT vCPU's TLB"),
@@ -75,6 +77,8 @@ WORK = {"NONE": 0, "CALL": 1, "SELFTEST": 2, "HALT": 3,
         "THREAD": 4,        # start a top-level thread: func(arg, arg1, arg2) on stack, with fs_base, channel
         "WAKE": 5,          # an event this vCPU posted was completed (or other work may be queued)
         }
+
+POST_WAIT = 1                   # POST_EVENT's flag (rcx): the poster halts until the completion
 
 # -- event channels (DESIGN.md section 8): one record per execution group, in the partner's memory ----
 # Both sides see it at the same virtual address (the lower half is merged). The HRT fills it and
@@ -204,6 +208,7 @@ def header() -> str:
             f"#define HVM_KERNEL_DS 0x{HRT_KERNEL_DS:x}",
             ""]
     out += [f"#define HVM_WORK_{name} {value}" for name, value in WORK.items()]
+    out += [f"#define HVM_POST_WAIT {POST_WAIT}"]
     out += [f"#define HVM_EVENT_{name} {value}" for name, value in EVENT_KIND.items()]
     out += [f"#define HVM_EVENT_{name} {value}" for name, value in EVENT_STATE.items()]
     out += [f"#define HVM_EVOFF_{f.upper()} {8 * i}" for i, f in enumerate(EVENT_FIELDS)]

@@ -82,6 +82,8 @@ class HrtCpu:
     state: str = "off"                   # off, running, waiting (for work), halted, dead
     work: list = field(default_factory=list)
     flush: int = 0                       # a TLB (1) or TLB and code (2) flush is due before it runs
+    halt_wait: int = 0                   # the channel it halts on after POST_WAIT (no WAKE needed)
+    resume: bool = False                 # that event completed before the vCPU reached its hlt
 
 
 class Hrt:
@@ -361,6 +363,20 @@ class Hrt:
             self._t(f"HRT vCPU {cpu.index}: work {_WORK_NAMES.get(kind, kind)} func {func:#x} arg {arg:#x}")
         return kind
 
+    def event_completed(self, cpu_index: int, channel: int) -> None:
+        """The partner completed the event that a thread of this vCPU waits for. A vCPU halted on
+        it right after POST_WAIT just resumes (its thread finds the event completed); otherwise the
+        thread blocked in the AeroKernel's scheduler and a WAKE makes it runnable."""
+        cpu = self.cpus[cpu_index]
+        if cpu.halt_wait != channel:
+            self.kick(cpu_index)
+            return
+        cpu.halt_wait = 0
+        if cpu.state == "waiting":
+            cpu.state = "running"
+        elif cpu.state == "running":
+            cpu.resume = True                 # stopped before its hlt: that hlt must not park it
+
     def kick(self, cpu_index: int) -> None:
         """Make an HRT vCPU look at its run queue / event again (one WAKE queued at most)."""
         cpu = self.cpus[cpu_index]
@@ -384,7 +400,9 @@ class Hrt:
             # runs again (after the hlt) once work is queued. With IF clear (HVM_WORK_HALT, or the
             # end of a fatal exception) it is halted until the HRT is reset.
             if cpu.vcpu.reg("rflags") & 0x200:
-                if not cpu.work:
+                if cpu.resume:
+                    cpu.resume = False
+                elif not cpu.work:
                     cpu.state = "waiting"
                 return
             cpu.state = "halted"
@@ -407,18 +425,11 @@ class HrtDispatch:
 
     # SYSCALL in ring 0: Unicorn performs none of the instruction's semantics; do them here.
     def on_syscall(self, vcpu: Vcpu) -> bool:
-        rip = vcpu.reg("rip")
-        rflags = vcpu.reg("rflags")
-        lstar, fmask = vcpu.msr(MSR_LSTAR), vcpu.msr(MSR_FMASK)
-        if not lstar:
-            self.hrt.log(f"mvemu: HRT vCPU {self.cpu.index}: syscall at {rip:#x} with no LSTAR set")
-            self.cpu.state = "dead"
-            return False
-        vcpu.set_reg("rcx", rip + 2)
-        vcpu.set_reg("r11", rflags)
-        vcpu.set_reg("rflags", (rflags & ~fmask) | 2)
-        vcpu.set_reg("rip", lstar - 2)            # Unicorn adds the instruction's length afterwards
-        return True
+        if vcpu.perform_syscall():
+            return True
+        self.hrt.log(f"mvemu: HRT vCPU {self.cpu.index}: syscall at {vcpu.reg('rip'):#x} with no LSTAR set")
+        self.cpu.state = "dead"
+        return False
 
     def on_exception(self, vcpu: Vcpu, exit: Exit) -> bool:
         """Deliver through the AeroKernel's IDT as the CPU would, or stop if it has none."""
@@ -428,8 +439,16 @@ class HrtDispatch:
         hrt, cpu = self.hrt, self.cpu
         if exit.port != abi.HVM_PORT or vcpu.cpl() != 0:
             return False
-        nr = vcpu.reg("rax") & 0xFFFF_FFFF
-        a0, a1, a2, a3 = (vcpu.reg(r) for r in ("rdi", "rsi", "rcx", "r8"))
+        nr, a0, a1, a2, a3 = vcpu.hypercall_args()
+        if nr == _HC_POST_EVENT:                  # once per forwarded event: first
+            hrt.channels.posted(cpu.index, a0, hrt.cr3)
+            result = 0
+            if a2 & abi.POST_WAIT:
+                # The poster waits at once: as WAIT_EVENT; with no work it halts until the completion.
+                result = hrt._take_work(cpu, a3) if cpu.work else 0
+                cpu.halt_wait = 0 if result else a0
+            vcpu.set_rax(result)
+            return True
         entry = abi.HYPERCALLS.get(_NAMES.get(nr, ""))
         if entry is None:
             vcpu.set_rax(-errno.ENOSYS)
@@ -466,12 +485,11 @@ class HrtDispatch:
                 hrt.on_call_done(cpu, a0)
         elif name == "WAIT_EVENT":
             # The next work, or 0: the guest then halts (sti; hlt) and on_exit parks the vCPU.
+            cpu.halt_wait = 0                 # any thread waiting for an event now needs a WAKE
             vcpu.set_rax(hrt._take_work(cpu, a1) if cpu.work else 0)
             return True
         elif name == "GET_STATE":
             result = (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
-        elif name == "POST_EVENT":
-            hrt.channels.posted(cpu.index, a0, hrt.cr3)
         elif name == "REMERGE":
             if not hrt.merged:
                 result = -errno.ENOENT
@@ -500,6 +518,7 @@ class HrtDispatch:
 
 _NAMES = {number: name for name, number in abi.HC.items()}
 _QUIET = {"CONSOLE_WRITE", "KICK", "POST_EVENT", "REMERGE", "LOCAL_CLOCK", "LOCAL_WRITE", "LOCAL_SYSCALL"}
+_HC_POST_EVENT = abi.HC["POST_EVENT"]
 
 
 def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:

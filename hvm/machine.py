@@ -107,6 +107,12 @@ class Machine:
             return 0 if hrt is None else (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
         if hrt is None:
             return -errno.ENODEV                     # this machine has no HRT partition (--hrt-mem 0)
+        if name == "COMPLETE_EVENT":                 # the partner's, once per forwarded event: first
+            waiting = self.channels.completed(a0, hrt.cr3)
+            if waiting is None:
+                return -errno.ENOENT
+            hrt.event_completed(waiting, a0)
+            return 0
         try:
             if name == "INSTALL_IMAGE":
                 if hrt.booted:
@@ -156,12 +162,6 @@ class Machine:
                     return -errno.EINVAL
                 return hrt.create_thread(func, (arg0, arg1, arg2), stack, fs_base, channel,
                                          -1 if cpu >> 63 else cpu, partner=a0, pid=a1)
-            if name == "COMPLETE_EVENT":
-                waiting = self.channels.completed(a0, hrt.cr3)
-                if waiting is None:
-                    return -errno.ENOENT
-                hrt.kick(waiting)
-                return 0
             if name == "TLB_SHOOTDOWN":
                 if hrt.merged:
                     hrt.flush_tlbs(code=bool(a0 & 1))

@@ -50,8 +50,11 @@ _GPR_INDEX["rip"] = 16
 _REGFILE = struct.Struct("<17Q")
 _U64 = struct.Struct("<Q")
 _pick_syscall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _SYSCALL_ARG_REGS))
+_HYPERCALL_ARG_REGS = ("rax", "rdi", "rsi", "rcx", "r8")
+_pick_hypercall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _HYPERCALL_ARG_REGS))
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-MSR_EFER = 0xC000_0080
+MSR_EFER, MSR_LSTAR, MSR_FMASK = 0xC000_0080, 0xC000_0082, 0xC000_0084
+_RFLAGS_ID = x86.UC_X86_REG_RFLAGS
 
 
 # Registers a debugger reads: Unicorn ids by mvemu name. x87 registers (fp0-fp7) are 80-bit, the
@@ -172,6 +175,7 @@ class Vcpu:
         self._pending: Exit | None = None
         self._hook_error: BaseException | None = None
         self.preempt_requested = False
+        self._in_run = False                     # inside emu_start (set_reg: RIP through the API)
         self._in_hook = threading.Lock()
         # The live register file in Unicorn's CPU state, when it can be located and proven
         # (unicorn_quirks.register_file_address); otherwise the (slower) API paths below.
@@ -181,6 +185,17 @@ class Vcpu:
             self.syscall_args = self._syscall_args_direct
             self.set_rax = self._set_rax_direct
             self.reg = self._reg_direct
+        # Other live CPU fields, in place (unicorn_quirks.context_data_offset): the exception state
+        # the unicorn#1883 work-around clears, and SYSCALL's target and flag mask.
+        self._live_old_exception = self._live_error_code = self._live_lstar = self._live_fmask = None
+        data_off = unicorn_quirks.context_data_offset(self.uc, addr) if addr else None
+        if data_off is not None:
+            self._live_old_exception = ctypes.c_int32.from_address(addr + self._old_exception_off - data_off)
+            self._live_error_code = ctypes.c_int32.from_address(addr + self._error_code_off - data_off)
+            msrs = unicorn_quirks.syscall_msr_addresses(self.uc, addr, self._scratch_ctx.size - data_off)
+            if msrs is not None:
+                self._live_lstar = ctypes.c_uint64.from_address(msrs[0])
+                self._live_fmask = ctypes.c_uint64.from_address(msrs[1])
         # Preallocated buffers for the raw batch register read of syscall arguments.
         n = len(_SYSCALL_ARG_REGS)
         self._sc_ids = (ctypes.c_int * n)(*(REGS[r] for r in _SYSCALL_ARG_REGS))
@@ -218,7 +233,8 @@ class Vcpu:
         """Run from the current RIP until an exit the handler did not absorb."""
         self._pending = None
         self.runs += 1
-        requested = self._requested_exit()
+        with self._in_hook:                       # (see request_preempt)
+            requested = self._requested_exit()
         if requested is not None:
             return requested
         if self._debug is not None and self._debug_armed[2]:
@@ -227,9 +243,11 @@ class Vcpu:
         # An exception can also be raised where no hook sees it (e.g. while a stopping vCPU
         # translates the next block); leave none in flight from one run to the next.
         self._clear_exception_state()
+        self._in_run = True
         try:
             self.uc.emu_start(rip, _END)
         except UcError as e:
+            self._in_run = False
             if self._hook_error is not None:
                 err, self._hook_error = self._hook_error, None
                 raise err
@@ -237,6 +255,7 @@ class Vcpu:
             if e.errno == ucc.UC_ERR_INSN_INVALID:
                 return Exit(ExitKind.INVALID_OPCODE, rip=rip, vector=UD)
             return Exit(ExitKind.MEMORY_ERROR, rip=rip, detail=str(e))
+        self._in_run = False
         if self._hook_error is not None:
             err, self._hook_error = self._hook_error, None
             raise err
@@ -244,7 +263,9 @@ class Vcpu:
             self._undo_watched_store()
         if self._pending is not None:
             return self._pending
-        return self._requested_exit() or Exit(ExitKind.HALT, rip=self.reg("rip"))
+        with self._in_hook:
+            requested = self._requested_exit()
+        return requested or Exit(ExitKind.HALT, rip=self.reg("rip"))
 
     def _requested_exit(self) -> Exit | None:
         """The exit asked for from outside the run (a time slice's end, a debugger's interrupt)."""
@@ -257,7 +278,13 @@ class Vcpu:
         return None
 
     def request_preempt(self) -> None:
-        """From any host thread: end the current run() with a BUDGET exit (time-slice end)."""
+        """From any host thread: end the current run() with a BUDGET exit (time-slice end).
+
+        The flag and the stop are one step under `_in_hook`, and run() consumes the flag under it
+        too: otherwise run() could take the flag (a BUDGET exit at its start) between the two, and
+        the late emu_stop would then end the *next* run with neither an exit nor the flag, which
+        looked like a `hlt` (a ROS thread was killed for a "privileged instruction" right after a
+        system call, about once in a few hundred threaded runs under load)."""
         with self._in_hook:
             self.preempt_requested = True
             self.uc.emu_stop()
@@ -303,6 +330,11 @@ class Vcpu:
         `old_exception`, so the next exception would be promoted to #DF and the one after would
         silently end emu_start. Clear it (through a context round trip) and return the pending
         exception's error code, which Unicorn does not pass to the hook."""
+        live = self._live_old_exception
+        if live is not None:                      # in place (unicorn_quirks.context_data_offset)
+            error_code = self._live_error_code.value & 0xFFFF_FFFF
+            live.value = -1
+            return error_code
         ctx = self._scratch_ctx
         uclib.uc_context_save(self._h, ctx.context)
         base = ctx.context.value
@@ -326,6 +358,33 @@ class Vcpu:
                     self._debug.on_mappings(self)
             except BaseException as e:
                 self._fail(e)
+
+    def perform_syscall(self) -> bool:
+        """What the CPU does for SYSCALL in 64-bit mode and Unicorn does not (call it from the
+        syscall hook): RCX = the next instruction, R11 = RFLAGS, RFLAGS &= ~FMASK, RIP = LSTAR.
+        False, with nothing changed, if LSTAR is 0."""
+        if self._live_lstar is not None:
+            lstar, fmask = self._live_lstar.value, self._live_fmask.value
+        else:
+            lstar, fmask = self.msr(MSR_LSTAR), self.msr(MSR_FMASK)
+        if not lstar:
+            return False
+        uclib.uc_reg_read(self._h, _RFLAGS_ID, ctypes.byref(self._one))
+        rflags = self._one.value
+        rf = self._regfile
+        if rf is not None:
+            # In place, RIP included: the hook's caller adds the instruction's length afterwards,
+            # and no API write of RIP means no forced exit from the translation loop.
+            rf[1] = rf[16] + 2                                       # rcx
+            rf[11] = rflags                                          # r11
+            rf[16] = lstar - 2
+        else:
+            self.set_reg("rcx", self.reg("rip") + 2)
+            self.set_reg("r11", rflags)
+            self.set_reg("rip", lstar - 2)
+        self._one.value = (rflags & ~fmask) | 2
+        uclib.uc_reg_write(self._h, _RFLAGS_ID, ctypes.byref(self._one))
+        return True
 
     # -- guest debugging --------------------------------------------------------------------------
     def set_guest_debug(self, debug: GuestDebug | None, breakpoints=frozenset(), step: bool = False,
@@ -432,6 +491,14 @@ class Vcpu:
         return self._regfile[i]
 
     def set_reg(self, name: str, value: int) -> None:
+        rf = self._regfile
+        if rf is not None:
+            i = _GPR_INDEX.get(name)
+            # GPRs in place always; RIP only while stopped: inside a run only the API write makes
+            # Unicorn leave the translation block it is in (outside, emu_start begins at RIP).
+            if i is not None and (i < 16 or not self._in_run):
+                rf[i] = value & _MASK64
+                return
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
         uclib.uc_reg_write(self._h, REGS[name], ctypes.byref(self._one))
 
@@ -446,6 +513,14 @@ class Vcpu:
         """(nr, a0..a5) of the syscall being executed: one raw batch read."""
         uclib.uc_reg_read_batch(self._h, self._sc_ids, self._sc_ptrs, len(self._sc_ids))
         return tuple(self._sc_vals)
+
+    def hypercall_args(self) -> tuple[int, ...]:
+        """(number, a0..a3) of a hypercall (`out` on the HVM port): EAX, RDI, RSI, RCX, R8."""
+        if self._regfile is not None:
+            nr, a0, a1, a2, a3 = _pick_hypercall_args(_REGFILE.unpack_from(self._regfile))
+        else:
+            nr, a0, a1, a2, a3 = (self.reg(r) for r in _HYPERCALL_ARG_REGS)
+        return nr & 0xFFFF_FFFF, a0, a1, a2, a3
 
     def _syscall_args_direct(self) -> tuple[int, ...]:
         return _pick_syscall_args(_REGFILE.unpack_from(self._regfile))

@@ -30,7 +30,7 @@ from .paging import PTE_NX, PTE_P, PTE_W, FrameAllocator, OutOfMemory, PageTable
 from .process import BLOCKED, DEAD, RUNNABLE, STOPPED, Process, Thread, Wait
 from .sched import Scheduler, Watchdog, now_ns
 from .signals import SigInfo
-from .syscalls import table
+from .syscalls import hvmdev, table
 from .syscalls.table import BLOCK, NORETURN, TABLE
 
 # Import the syscall families so that they register themselves in TABLE.
@@ -69,6 +69,7 @@ class RosKernel:
         self.tlb = TlbHooks(flush_tlb=self._flush_tlbs, flush_code=self._flush_code, released=self._released)
         self.hvm_mm: AddressSpace | None = None     # the address space merged into the HRT
         self.hvm_waiters: dict[int, Thread] = {}    # event channel -> the partner waiting on it
+        self._lend_wants: dict = {}                  # lend_cpu's others_want -> the watchdog's test
         self.processes: dict[int, Process] = {}
         self.sched = Scheduler()
         from .files import PIPE_EVENTS
@@ -133,6 +134,9 @@ class RosKernel:
         """The HRT posted an event on `channel`: wake the partner waiting there."""
         t = self.hvm_waiters.pop(channel, None)
         if t is not None and t.state == BLOCKED:
+            if t.wait is not None and t.wait.kind == "hvmchan":
+                # Take the event for it: its ioctl then returns the kind without being re-run.
+                t.wait.result = hvmdev.take_posted(t.proc.mm, channel)
             self.sched.wake(t, woken=True)
 
     def console_write(self, pid: int, fd: int, data: bytes) -> int | None:
@@ -181,7 +185,10 @@ class RosKernel:
         if vcpu is None:
             self.watchdog.lend(None, None)
             return
-        self.watchdog.lend(vcpu, lambda: others_want() or not self.idle or self._has_work())
+        wants = self._lend_wants.get(others_want)
+        if wants is None:
+            wants = self._lend_wants[others_want] = lambda: others_want() or not self.idle or self._has_work()
+        self.watchdog.lend(vcpu, wants)
 
     # -- processes --------------------------------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
@@ -264,6 +271,8 @@ class RosKernel:
             self._trace(t, entry, nr, (a0, a1, a2, a3, a4, a5), ret)
         if ret is BLOCK:
             t.wait.nr = nr
+            if self.trace:
+                t.wait.args = (a0, a1, a2, a3, a4, a5)
             self.need_resched = True
             return False
         if ret is NORETURN:
@@ -381,6 +390,8 @@ class RosKernel:
                     self.slice_over = False
                     self._switch(vcpu, self.sched.pick())
                     continue
+                if t.wait is not None and t.wait.result is not None:
+                    self._complete_blocked_call(vcpu, t)
                 if self._deliver_signals(vcpu, t) and t.state == RUNNABLE:
                     self._resume(vcpu, t)
                     return
@@ -397,7 +408,8 @@ class RosKernel:
                 # Nothing to run here, but HRT vCPUs have work: let the machine run them.
                 self.idle = True
                 self.watchdog.running = None
-                self.sched.poll_events(0, -1)
+                if self.sched.fd_waiters:         # (deadlines were just checked)
+                    self.sched.poll_events(0, -1)
                 return
             self.waiting = True
             if self.kicked:
@@ -411,6 +423,15 @@ class RosKernel:
             self.watchdog.running = None
             self.sched.poll_events(timeout, self.watchdog.wakeup_r)
             self.waiting = False
+
+    def _complete_blocked_call(self, vcpu: Vcpu, t: Thread) -> None:
+        """`t` (its registers on the vCPU) was woken with its blocked call's result: return it,
+        instead of re-running the call (on_exit had backed RIP up over the `syscall`)."""
+        w, t.wait = t.wait, None
+        vcpu.set_reg("rip", vcpu.reg("rip") + 2)
+        vcpu.set_rax(w.result)
+        if self.trace:
+            self.log_line(f"[pid {t.tid}] " + table.format_call(self, t, TABLE.get(w.nr), w.nr, w.args, w.result))
 
     def _switch(self, vcpu: Vcpu, nxt: Thread) -> None:
         old = self.current

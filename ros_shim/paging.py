@@ -5,6 +5,7 @@ counted so that address spaces can share them (copy-on-write after fork, the sha
 """
 from __future__ import annotations
 
+import struct
 from array import array
 
 from hvm.memory import PAGE_SHIFT, PAGE_SIZE, GuestMemory
@@ -19,6 +20,7 @@ PTE_SOFT_COW = 1 << 10      # software bit: writable in the VMA, read-only here 
 PTE_NX = 1 << 63
 ADDR_MASK = 0x000F_FFFF_FFFF_F000
 _TABLE_FLAGS = PTE_P | PTE_W | PTE_U
+_U64 = struct.Struct("<Q")
 
 
 class OutOfMemory(Exception):
@@ -111,8 +113,19 @@ class PageTable:
         self.mem.write_u64(self.pte_addr(va, create=True), value)
 
     def translate(self, va: int, write: bool = False) -> int | None:
-        """Physical address of `va` if a user access of that kind would succeed without a fault."""
-        pte = self.pte(va)
+        """Physical address of `va` if a user access of that kind would succeed without a fault.
+        (The walk of pte_addr and pte in one function: every copy to or from user memory does it.)"""
+        raw = self.mem.view
+        entry = _U64.unpack_from(raw, self.pml4 + ((va >> 36) & 0xFF8))[0]
+        if not entry & PTE_P:
+            return None
+        entry = _U64.unpack_from(raw, (entry & ADDR_MASK) + ((va >> 27) & 0xFF8))[0]
+        if not entry & PTE_P:
+            return None
+        entry = _U64.unpack_from(raw, (entry & ADDR_MASK) + ((va >> 18) & 0xFF8))[0]
+        if not entry & PTE_P:
+            return None
+        pte = _U64.unpack_from(raw, (entry & ADDR_MASK) + ((va >> 9) & 0xFF8))[0]
         if not pte & PTE_P or (write and not pte & PTE_W):
             return None
         return (pte & ADDR_MASK) | (va & (PAGE_SIZE - 1))

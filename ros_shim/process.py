@@ -25,6 +25,8 @@ class Wait:
     timed_out: bool = False
     interrupted: bool = False
     data: object = None
+    result: int | None = None          # the call's return value when its waker completed it: no re-run
+    args: tuple = ()                   # the blocked call's arguments (kept for --trace only)
 
 
 @dataclass(eq=False)

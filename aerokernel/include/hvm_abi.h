@@ -24,7 +24,7 @@
 #define HVM_HC_WAIT_EVENT 0x85  /* hrt: the next work kind in the mask rsi (0: any), mailbox filled; or 0: none yet: then `sti; hlt` stops the vCPU until work is queued (IF=0 hlt: for good) */
 #define HVM_HC_SELFTEST 0x86  /* hrt: a self-test result: rdi = test id, rsi = 0 pass / else fail code */
 #define HVM_HC_CREATE_THREAD 0x50  /* ros: start a top-level HRT thread: rdi = struct hvm_ioc_thread (from the partner) */
-#define HVM_HC_POST_EVENT 0x51  /* hrt: an event is posted on a channel: rdi = the channel's virtual address */
+#define HVM_HC_POST_EVENT 0x51  /* hrt: an event is posted on a channel: rdi = the channel's virtual address, rsi = its kind, rcx = POST_WAIT to wait for it at once: then as WAIT_EVENT with the mask r8, and after a 0 the completion resumes the halted vCPU without a WAKE */
 #define HVM_HC_COMPLETE_EVENT 0x52  /* ros: the partner completed the event on a channel: rdi = its virtual address */
 #define HVM_HC_REMERGE 0x32  /* hrt: copy the merged process's lower-half PML4 entries again (repeated fault) */
 #define HVM_HC_TLB_SHOOTDOWN 0x33  /* ros: the merged address space changed: flush every HRT vCPU's TLB */
@@ -46,6 +46,7 @@
 #define HVM_WORK_HALT 3
 #define HVM_WORK_THREAD 4
 #define HVM_WORK_WAKE 5
+#define HVM_POST_WAIT 1
 #define HVM_EVENT_NONE 0
 #define HVM_EVENT_SYSCALL 1
 #define HVM_EVENT_PAGE_FAULT 2

@@ -60,6 +60,7 @@ long thread_join(struct thread *t);
 int thread_run_queued(void);            /* idle: run queued threads until none; how many ran */
 long thread_wait_for_work(unsigned long kinds);   /* one WAIT_EVENT for these kinds; halts if none */
 void thread_wait_event(struct hvm_event *ev);     /* block the current thread until ev completes */
+void thread_post_wait_event(struct hvm_event *ev);    /* post ev, then as thread_wait_event */
 
 /* switch.S */
 void switch_to(unsigned long *save_rsp, unsigned long next_rsp);

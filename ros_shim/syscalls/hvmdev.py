@@ -17,6 +17,7 @@ from ..files import OpenFile
 from ..process import Wait
 
 IOC = {name: number for name, (number, _doc) in abi.ROS_IOCTLS.items()}
+_IOC_WAIT_EVENT, _IOC_COMPLETE_WAIT = IOC["WAIT_EVENT"], IOC["COMPLETE_WAIT"]
 MAX_IMAGE = 64 << 20
 
 
@@ -34,6 +35,8 @@ def open_device(k, t, flags: int) -> int:
 def ioctl(k, t, f, cmd: int, arg: int) -> int:
     hc = abi.HC
     mm = t.proc.mm
+    if cmd == _IOC_COMPLETE_WAIT or cmd == _IOC_WAIT_EVENT:      # the partner's loop: first
+        return _channel_wait(k, t, mm, arg, complete=cmd == _IOC_COMPLETE_WAIT)
     if cmd == IOC["INSTALL"]:
         raw = mm.read(arg, 16)
         if raw is None:
@@ -66,8 +69,6 @@ def ioctl(k, t, f, cmd: int, arg: int) -> int:
             return -errno.EFAULT
         fields = struct.unpack(f"<{len(abi.THREAD_IOC_FIELDS)}Q", raw)
         return k.hypercall(hc["CREATE_THREAD"], t.tid, t.proc.pid, data=fields)
-    if cmd in (IOC["WAIT_EVENT"], IOC["COMPLETE_WAIT"]):
-        return _channel_wait(k, t, mm, arg, complete=cmd == IOC["COMPLETE_WAIT"])
     if cmd in (IOC["INVOKE_SYNC"], IOC["SELFTEST"]):
         w = k.resume_wait(t, "hvm")
         if w is not None:                            # re-run after the HRT reported the call done
@@ -100,30 +101,60 @@ def ioctl(k, t, f, cmd: int, arg: int) -> int:
 
 
 _STATE = abi.EVENT_STATE
+_POSTED, _TAKEN, _COMPLETED = _STATE["POSTED"], _STATE["TAKEN"], _STATE["COMPLETED"]
 _OFF_STATE = 8 * abi.EVENT_FIELDS.index("state")
+_HC_COMPLETE = abi.HC["COMPLETE_EVENT"]
+
+
+def _record(mm, channel: int) -> tuple[int, int, int] | None:
+    """(kind, state, guest-physical address of state) of the record at `channel`, paged in for
+    writing (one page-table walk for both fields unless they straddle a page); None if not
+    accessible."""
+    pa = mm.user_page(channel, True)
+    if pa is None:
+        return None
+    if (channel & 0xFFF) + 16 <= 0x1000:
+        state_pa = pa + _OFF_STATE
+    else:
+        state_pa = mm.user_page(channel + _OFF_STATE, True)
+        if state_pa is None:
+            return None
+    mem = mm.mem
+    return mem.read_u64(pa), mem.read_u64(state_pa), state_pa
+
+
+def take_posted(mm, channel: int) -> int | None:
+    """The HRT posted on `channel`, where the partner waits: take the event for it (TAKEN) and
+    return its kind, which the partner's ioctl then returns without being re-run (None: nothing
+    to take)."""
+    rec = _record(mm, channel)
+    if rec is None or rec[1] != _POSTED:
+        return None
+    mm.mem.write_u64(rec[2], _TAKEN)
+    return rec[0]
 
 
 def _channel_wait(k, t, mm, channel: int, complete: bool) -> int:
     """The partner's side of an event channel: complete the event it took (COMPLETE_WAIT), then
-    take the next posted one (its kind), blocking until the HRT posts. Re-run after a wake-up,
-    so every step checks the record's state first."""
+    take the next posted one (its kind), blocking until the HRT posts. The post takes the event
+    for the blocked partner (`take_posted`) and completes its call; a call re-run after another
+    wake-up checks the record's state first."""
     w = k.resume_wait(t, "hvmchan")
     if w is not None and not w.woken:
         k.hvm_waiters.pop(channel, None)
         return -errno.EINTR
     if k.hvm_mm is not mm or channel & 7:
         return -errno.EINVAL
-    raw = mm.read(channel, 16)
-    if raw is None:
+    rec = _record(mm, channel)
+    if rec is None:
         return -errno.EFAULT
-    kind, state = struct.unpack("<QQ", raw)
-    if complete and state == _STATE["TAKEN"]:
-        mm.write(channel + _OFF_STATE, struct.pack("<Q", _STATE["COMPLETED"]))
-        k.hypercall(abi.HC["COMPLETE_EVENT"], channel)
-        state = _STATE["COMPLETED"]
-    if state == _STATE["POSTED"]:
-        if not mm.write(channel + _OFF_STATE, struct.pack("<Q", _STATE["TAKEN"])):
-            return -errno.EFAULT
+    kind, state, state_pa = rec
+    if complete and state == _TAKEN:
+        mm.mem.write_u64(state_pa, _COMPLETED)
+        k.hypercall(_HC_COMPLETE, channel)
+        state = _COMPLETED
+    if state == _POSTED:
+        mm.mem.write_u64(state_pa, _TAKEN)
         return kind
     k.hvm_waiters[channel] = t
     return k.block(t, Wait("hvmchan"))
