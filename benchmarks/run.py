@@ -12,7 +12,9 @@
                 with a small N (start-up cost cancels);
   3. memory:    peak RSS of each child (os.wait4's rusage), for a tiny program and for
                 allocation-heavy ones, to show mvemu's own constant cost;
-  4. start-up:  `hello` as its own row.
+  4. start-up:  `hello` as its own row;
+  5. Multiverse: hybridized vs plain programs under mvemu, forwarded events, and the HVM's
+                hypercall, merge, call and boot costs (multiverse.py; --only multiverse).
 
 Options: --quick (tiny N, 1 repeat: a smoke run in well under a minute), --only NAME
 (repeatable, substring match), --repeat K, --rev REV (mvemu as committed, not the working tree),
