@@ -12,7 +12,9 @@
                 with a small N (start-up cost cancels);
   3. memory:    peak RSS of each child (os.wait4's rusage), for a tiny program and for
                 allocation-heavy ones, to show mvemu's own constant cost;
-  4. start-up:  `hello` as its own row.
+  4. start-up:  `hello` as its own row;
+  5. Multiverse: hybridized vs plain programs under mvemu, forwarded events, and the HVM's
+                hypercall, merge, call and boot costs (multiverse.py; --only multiverse).
 
 Options: --quick (tiny N, 1 repeat: a smoke run in well under a minute), --only NAME
 (repeatable, substring match), --repeat K, --rev REV (mvemu as committed, not the working tree),
@@ -37,6 +39,8 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+
+import multiverse       # benchmarks/multiverse.py: the Multiverse vs Virtual and HVM rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "guest_images", "build")
@@ -235,8 +239,11 @@ class Cell:
 class Bench:
     def __init__(self, opts):
         self.opts = opts
+        # "virtual" (a plain program) and "multiverse" (its fat binary) are mvemu too: the
+        # Multiverse rows (multiverse.py) name them apart.
         self.cmds = {"native": [], "qemu": [opts.qemu] if opts.qemu else None,
-                     "mvemu": opts.mvemu_cmd + ["run"]}
+                     "mvemu": opts.mvemu_cmd + ["run"], "virtual": opts.mvemu_cmd + ["run"],
+                     "multiverse": opts.mvemu_cmd + ["run"]}
 
     def prog(self, name: str) -> str:
         path = os.path.join(BUILD, f"{name}.{self.opts.variant}")
@@ -245,45 +252,52 @@ class Bench:
         return path
 
     def measure(self, name: str, args: list[str], discard_after_check: bool = False,
-                repeat: int | None = None) -> dict[str, Cell]:
+                repeat: int | None = None, runners: tuple[str, ...] = RUNNERS,
+                progs: dict[str, str] | None = None, flags: dict[str, list[str]] | None = None
+                ) -> dict[str, Cell]:
         """Run one program under every runner, `repeat` times, interleaving the runners.
 
-        The first run of each runner is checked: the exit status and stdout must equal the
-        native run's. A runner that fails or disagrees gets no further (timed) runs.
+        The first runner (native, unless told otherwise) is the reference: the first run of each
+        other runner is checked against it, exit status and stdout must be equal. A runner that
+        fails or disagrees gets no further (timed) runs. `progs` gives a runner another program
+        (the Multiverse rows run a hybridized fat binary), `flags` options before the program.
         """
         repeat = repeat or self.opts.repeat
         prog = self.prog(name)
-        cells = {r: Cell() for r in RUNNERS}
-        if self.cmds["qemu"] is None:
+        progs, flags = progs or {}, flags or {}
+        ref_runner = runners[0]
+        cells = {r: Cell() for r in runners}
+        if "qemu" in cells and self.cmds["qemu"] is None:
             cells["qemu"] = Cell(status="skipped", detail="qemu-x86_64 not available")
         ref: Run | None = None
         for i in range(repeat):
-            for runner in RUNNERS:
+            for runner in runners:
                 cell = cells[runner]
-                if not cell.ok or (runner != "native" and ref is None):
+                if not cell.ok or (runner != ref_runner and ref is None):
                     continue
                 discard = discard_after_check and i > 0
-                r = run_once(self.cmds[runner] + [prog] + args, discard, self.opts.timeout, rss=(i == 0))
-                if r.timed_out or (r.rc != 0 and (runner == "native" or r.rc != ref.rc)):
+                cmd = self.cmds[runner] + flags.get(runner, []) + [progs.get(runner, prog)] + args
+                r = run_once(cmd, discard, self.opts.timeout, rss=(i == 0))
+                if r.timed_out or (r.rc != 0 and (runner == ref_runner or r.rc != ref.rc)):
                     cell.status, cell.detail = "FAILED", error_line(r)
                     cell.runs.append(r)
                     continue
                 if i == 0:
-                    if runner == "native":
+                    if runner == ref_runner:
                         ref = r
                     elif (r.rc, r.out_hash) != (ref.rc, ref.out_hash):
                         cell.status = "WRONG"
-                        cell.detail = (f"output differs from native ({r.out_len} vs {ref.out_len} "
+                        cell.detail = (f"output differs from {ref_runner} ({r.out_len} vs {ref.out_len} "
                                        f"bytes, exit {r.rc} vs {ref.rc})")
                         cell.runs.append(r)
                         continue
                 elif not discard and r.out_hash != ref.out_hash:
-                    cell.status, cell.detail = "WRONG", f"run {i + 1} output differs from native"
+                    cell.status, cell.detail = "WRONG", f"run {i + 1} output differs from {ref_runner}"
                 cell.runs.append(r)
-        if cells["native"].status != "ok":   # nothing to compare against
-            for runner in ("qemu", "mvemu"):
+        if cells[ref_runner].status != "ok":   # nothing to compare against
+            for runner in runners[1:]:
                 if cells[runner].ok:
-                    cells[runner] = Cell(status="skipped", detail="native run failed")
+                    cells[runner] = Cell(status="skipped", detail=f"{ref_runner} run failed")
         return cells
 
 
@@ -418,8 +432,7 @@ def table(headers: list[str], rows: list[list[str]], md: bool) -> str:
 def notes_for(cells_by_name: dict[str, dict[str, Cell]]) -> list[str]:
     notes = []
     for name, cells in cells_by_name.items():
-        for runner in RUNNERS:
-            c = cells[runner]
+        for runner, c in cells.items():
             if c.status in ("WRONG", "FAILED"):
                 notes.append(f"{name} under {runner}: {c.status}: {c.detail}")
     return notes
@@ -455,9 +468,11 @@ def main(argv=None) -> int:
     tmpdir = tempfile.TemporaryDirectory(prefix="mvemu-rev-")
     if opts.rev:
         opts.mvemu_cmd, mvemu_source = mvemu_at_rev(opts.rev, tmpdir.name)
+        opts.mvemu_root = tmpdir.name
         mvemu_source = f"commit {mvemu_source[:12]} ({opts.rev})"
     else:
         opts.mvemu_cmd = shlex.split(opts.mvemu) if opts.mvemu else [find_mvemu()]
+        opts.mvemu_root = ROOT
         head = git("rev-parse", "--short=12", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", "hvm", "ros_shim", "toolchain")
         mvemu_source = f"working tree at {head or '?'}" + (" with uncommitted changes" if dirty else "")
@@ -472,7 +487,8 @@ def main(argv=None) -> int:
     def wanted(name: str) -> bool:
         if not opts.only:
             return True
-        return any(o in name for o in opts.only) or ("memory" in opts.only and name in memory_set)
+        return (any(o in name for o in opts.only) or ("memory" in opts.only and name in memory_set)
+                or ("multiverse" in opts.only and name.startswith(("mv_", "hvm_"))))
 
     bench = Bench(opts)
     started = time.time()
@@ -571,7 +587,11 @@ def main(argv=None) -> int:
         md_parts.append(f"### Per-event cost, {EVENT_GROUPS[group]} (host {CLOCK} time per event)\n\n"
                         + table(headers, grows, md=True))
 
-    # 3. memory -----------------------------------------------------------------------
+    # 3. Multiverse vs Virtual, and the HVM's own costs (multiverse.py) ----------------------
+    with tempfile.TemporaryDirectory(prefix="mvemu-fat-") as fat_dir:
+        multiverse.section(bench, opts, wanted, sys.modules[__name__], results, all_cells, md_parts, fat_dir)
+
+    # 4. memory -----------------------------------------------------------------------
     for name, nf, nq in MEMORY_EXTRA:
         if wanted(name):
             args = [nq if opts.quick else nf]

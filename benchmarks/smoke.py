@@ -35,7 +35,7 @@ def main() -> int:
         try:
             with open(out) as f:
                 res = json.load(f)
-            for section in ("compute", "events", "memory"):
+            for section in ("compute", "events", "memory", "multiverse"):
                 if not res.get(section):
                     problems.append(f"JSON section '{section}' is empty")
             problems += res.get("problems", [])

@@ -67,6 +67,12 @@ IMAGE_CASES = [
     *per_variant("threads", ("1",), ("3",)),
     *per_variant("pingpong", ("pipe", "50"), ("futex", "50"), ("fork", "2")),
     *per_variant("mmap_loop", ("1",), ("200",)),
+    # benchmarks/multiverse.py's programs; the first case of each is also run hybridized
+    # (test_hybridize.py), where hypercall_loop issues its hypercalls and the threads are HRT threads
+    *per_variant("touch_pages", ("300",), ("1",)),
+    *per_variant("thread_loop", ("20",), ("1",)),
+    *per_variant("par_mandelbrot", ("2", "64"), ("1", "61"), ("3", "40")),
+    *per_variant("hypercall_loop", ("100",), ("1",)),
     *per_variant("debugme", (), ("5",), ("0",)),
 ]
 
