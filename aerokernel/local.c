@@ -52,8 +52,8 @@ int local_syscall(struct thread *t, struct syscall_frame *f)
     unsigned long mask = this_cpu()->boot->local_syscalls;
     unsigned long nr = f->rax;
     long r;
-    if (!t->ros_pid)
-        return 0;
+    if (!(mask & ~HVM_LOCAL_ACCOUNT) || !t->ros_pid)
+        return 0;                           /* the default: everything forwarded */
     switch (nr) {
     case SYS_getpid:
         if (!(mask & HVM_LOCAL_GETPID))

@@ -18,6 +18,7 @@ from .memory import GuestMemory
 
 _KIND_NAMES = {v: k.lower().replace("_", " ") for k, v in abi.EVENT_KIND.items()}
 _FIELD = {name: 8 * i for i, name in enumerate(abi.EVENT_FIELDS)}
+_NO_ARGS = {abi.LOCAL_SYSCALLS[n][1] for n in ("getpid", "gettid")}    # traced as name()
 _VECTOR_NAMES = {0: "#DE", 1: "#DB", 3: "#BP", 6: "#UD", 13: "#GP", 14: "#PF", 16: "#MF", 17: "#AC", 19: "#XM"}
 
 
@@ -106,7 +107,7 @@ class Channels:
         self.stats.local[nr] += 1
         if self.trace:
             from ros_shim.syscalls.names import NAMES
-            args = "" if nr in (39, 186) else f"{arg0:#x}, ..."          # getpid, gettid: none
+            args = "" if nr in _NO_ARGS else f"{arg0:#x}, ..."
             self.log(f"[hvm] local {NAMES.get(nr, nr)}({args}) = {_signed(result)}  (served in the AeroKernel, "
                      f"not forwarded: HRT vCPU {cpu}, thread {thread})")
 

@@ -517,7 +517,7 @@ class HrtDispatch:
 
 
 _NAMES = {number: name for name, number in abi.HC.items()}
-_QUIET = {"CONSOLE_WRITE", "KICK", "POST_EVENT", "REMERGE", "LOCAL_CLOCK", "LOCAL_WRITE", "LOCAL_SYSCALL"}
+_QUIET = {"CONSOLE_WRITE", "KICK", "REMERGE", "LOCAL_CLOCK", "LOCAL_WRITE", "LOCAL_SYSCALL"}
 _HC_POST_EVENT = abi.HC["POST_EVENT"]
 
 

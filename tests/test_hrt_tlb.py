@@ -5,13 +5,13 @@ must be the native one, with the shootdowns and the re-merge that made it so in 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 import harness
 from harness import Case
 from test_hybridize import fat_of, pieces  # noqa: F401  (a fixture)
-from pathlib import Path
 
 
 def _stat(stderr: bytes, label: str) -> str:
