@@ -34,10 +34,14 @@ thread_trampoline:
 
 /* enter_program(rip, rsp, a0, a1, a2): run program code in ring 0 on its own stack, as if the
  * function at rip had been called (the return address is already on that stack) with three
- * arguments. Every other register is cleared so no kernel value leaks into the program. */
+ * arguments. Every other register is cleared so no kernel value leaks into the program, and the
+ * x87/SSE state is the one a new Linux thread starts with (FCW 0x37f, MXCSR 0x1f80), not what
+ * the vCPU's previous program thread left. */
     .globl enter_program
     .type enter_program, @function
 enter_program:
+    fninit
+    ldmxcsr mxcsr_default(%rip)
     movq    %rdi, %rax
     movq    %rsi, %rsp
     movq    %rdx, %rdi
@@ -56,3 +60,8 @@ enter_program:
     xorl    %r15d, %r15d
     jmpq    *%rax
     .size enter_program, . - enter_program
+
+    .section .rodata
+    .align 4
+mxcsr_default:
+    .long   0x1f80

@@ -160,7 +160,13 @@ static void schedule(void)
                                                     : c->stack_top[KSTACK_SLOT_SYSCALL];
     if (next->channel)
         wrmsr(MSR_FS_BASE, next->fs_base);
+    /* Program code's x87/SSE registers belong to the thread: another program thread of this
+     * vCPU will use them while this one is switched out. */
+    if (prev->channel)
+        __asm__ volatile("fxsave64 %0" : "=m"(*(unsigned char (*)[512])prev->fpu));
     switch_to(&prev->rsp, next->rsp);
+    if (prev->channel)                      /* resumed: prev is this thread again */
+        __asm__ volatile("fxrstor64 %0" : : "m"(*(unsigned char (*)[512])prev->fpu));
 }
 
 void thread_yield(void)

@@ -16,7 +16,7 @@ import functools
 import struct
 
 from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INTR, UC_MODE_64, Uc
-from unicorn.x86_const import (UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CR4, UC_X86_REG_CS,
+from unicorn.x86_const import (UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CR4, UC_X86_REG_CS, UC_X86_REG_RIP,
                                UC_X86_REG_GDTR, UC_X86_REG_SS)
 
 _PML4, _PDPT, _PD, _PT, _CODE, _GDT = 0x10000, 0x11000, 0x12000, 0x13000, 0x1000, 0x500
@@ -269,3 +269,49 @@ def exits_at_block_boundaries(uc: Uc, on: bool = True) -> bool:
 
 def no_until_address(uc: Uc) -> None:
     uc.ctl_exits_enabled(True)
+
+
+# -- a RIP written from a hook must not make a later stop leave a stale RIP ---------------------------
+# uc_reg_write(RIP) during a run sets uc_struct's `skip_sync_pc_on_exit` (and `quit_request`) so the
+# exit it asks for does not restore the PC it just wrote from the translation block. When the write
+# comes from a UC_HOOK_INTR hook (the VMM delivering an exception), that exit is taken by
+# cpu_handle_interrupt, which never clears the flag: it stays set for the rest of the run, and the
+# next asynchronous stop (a time slice's end) leaves without restoring the PC at all. RIP then reads
+# as the last value stored to env->eip, which chained blocks do not update: the vCPU resumes at an
+# old address with newer registers (a program thread restarted at its last faulting store with its
+# loop counter in the pointer register; tests/test_vcpu.py shows the fact and the fix). With
+# `no_exit_request` set, exits happen only at block starts, where restoring is always right, so the
+# flag can be cleared right after the write. Found as the one byte a RIP write sets that the run
+# does not clear again (`quit_request`, the other, is reset by the exit).
+
+@functools.cache
+def skip_sync_pc_offset() -> int | None:
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(0, 0x4000)
+    uc.mem_write(0x1000, b"\xcc")                        # int3: the hook sends it to 0x2000
+    uc.mem_write(0x2000, b"\xf4")                        # hlt
+    handle = ctypes.cast(uc._uch, ctypes.c_void_p).value
+    snaps: list[bytes] = []
+
+    def intr(uc, _intno, _user):
+        snaps.append(ctypes.string_at(handle, _SCAN))
+        uc.reg_write(UC_X86_REG_RIP, 0x2000)
+        snaps.append(ctypes.string_at(handle, _SCAN))
+
+    uc.hook_add(UC_HOOK_INTR, intr)
+    uc.emu_start(0x1000, 0xFFFF_FFFF)
+    if len(snaps) != 2:
+        return None
+    after = ctypes.string_at(handle, _SCAN)
+    before, written = snaps
+    found = [o for o in range(_SCAN) if before[o] == 0 and written[o] == 1 and after[o] == 1]
+    return found[0] if len(found) == 1 else None
+
+
+def pc_sync_flag(uc: Uc) -> ctypes.c_bool | None:
+    """This engine's `skip_sync_pc_on_exit`, to clear after a RIP write inside a run; None if it
+    could not be located."""
+    off = skip_sync_pc_offset()
+    if off is None:
+        return None
+    return ctypes.c_bool.from_address(ctypes.cast(uc._uch, ctypes.c_void_p).value + off)

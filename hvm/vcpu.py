@@ -167,6 +167,9 @@ class Vcpu:
         # Stops take effect at translation-block boundaries only (see unicorn_quirks): an
         # asynchronous stop must never replay a read-modify-write.
         self.block_exits = unicorn_quirks.exits_at_block_boundaries(self.uc)
+        # A RIP written inside a run must not make a later stop leave a stale RIP (unicorn_quirks);
+        # clearing the flag is only right when exits happen at block starts.
+        self._pc_sync = unicorn_quirks.pc_sync_flag(self.uc) if self.block_exits else None
         # No `until` address: without this, every emu_start ends by translating the address passed
         # as `until` through the guest's page tables, and when it is unmapped that walk is a #PF
         # that sets CR2 (and the pending-exception state) behind the guest's back (unicorn_quirks).
@@ -501,6 +504,8 @@ class Vcpu:
                 return
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
         uclib.uc_reg_write(self._h, REGS[name], ctypes.byref(self._one))
+        if name == "rip" and self._in_run and self._pc_sync is not None:
+            self._pc_sync.value = False
 
     def regs(self, names=GPRS) -> dict[str, int]:
         return dict(zip(names, self.uc.reg_read_batch([REGS[n] for n in names])))

@@ -160,8 +160,7 @@ class Watchdog:
             if self.wants is not None and v.hook_calls != self._lent_calls:
                 # A lent vCPU that exits to the VMM (hypercalls, forwarded events) gives the CPU
                 # back by itself soon; only one that has run a whole slice without a single
-                # exit (a thread spinning on a flag) is stopped from here. (Stops that land
-                # close to a hook of an HRT vCPU were seen to leave a stale RIP: docs/architecture.md.)
+                # exit (a thread spinning on a flag) is stopped from here.
                 self._lent_calls = v.hook_calls
                 self.slice_start = time.monotonic()
                 continue

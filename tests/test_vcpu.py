@@ -346,3 +346,51 @@ def test_cr2_survives_the_end_of_a_run():
         uc.emu_start(_CODE, 0xFFFF_FFFF_FFFF_FFFF)
         seen[fixed] = uc.reg_read(UC_X86_REG_CR2)
     assert seen == {False: 0xFFFF_FFFF_FFFF_FFFE, True: 0x1234}
+
+
+# Two chained blocks forever: LOOP_A: inc rax; jmp LOOP_B    LOOP_B: inc rbx; jmp LOOP_A
+LOOP_A, LOOP_B = KCODE + 0x100, KCODE + 0x110
+TWO_BLOCKS = {LOOP_A: b"\x48\xff\xc0\xeb\x0b", LOOP_B: b"\x48\xff\xc3\xeb\xeb"}
+
+
+def _where_it_should_be(rax, rbx):
+    return LOOP_B if rax == rbx + 1 else LOOP_A
+
+
+def test_rip_written_by_an_exception_hook_survives_a_later_stop_unicorn_fact():
+    """The fact (unicorn_quirks.skip_sync_pc_offset): on a plain engine, a RIP written from an
+    exception hook leaves Unicorn's skip_sync_pc_on_exit set for the rest of the run, and a later
+    stop from another thread then leaves a stale RIP (the last value stored to env->eip)."""
+    import threading
+    from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_64, Uc
+    from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RBX, UC_X86_REG_RIP
+    stale = 0
+    for _ in range(20):
+        uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.mem_map(0, 0x4000)
+        uc.mem_write(KCODE, b"\xcc")
+        for addr, code in TWO_BLOCKS.items():
+            uc.mem_write(addr, code)
+        uc.hook_add(UC_HOOK_INTR, lambda uc, _n, _u: uc.reg_write(UC_X86_REG_RIP, LOOP_A))
+        threading.Timer(0.01, uc.emu_stop).start()
+        uc.emu_start(KCODE, 0xFFFF_FFFF)
+        rip, rax, rbx = (uc.reg_read(r) for r in (UC_X86_REG_RIP, UC_X86_REG_RAX, UC_X86_REG_RBX))
+        stale += rip != _where_it_should_be(rax, rbx)
+    assert stale > 0, "Unicorn no longer leaves a stale RIP: unicorn_quirks.pc_sync_flag may go"
+
+
+def test_rip_written_by_an_exception_hook_survives_a_later_preempt():
+    """A Vcpu clears that flag after every RIP write inside a run: the exception hook sends int3 to
+    the loop, a time slice's end stops it, and RIP is where the loop really is."""
+    import threading
+    for _ in range(20):
+        m = Machine()
+        m.ring0(b"\xcc")
+        for addr, code in TWO_BLOCKS.items():
+            m.mem.write(addr, code)
+        m.handler.on_fault = lambda vcpu, exit: (vcpu.set_reg("rip", LOOP_A), True)[1]
+        threading.Timer(0.01, m.vcpu.request_preempt).start()
+        exit = m.run()
+        assert exit.kind is ExitKind.BUDGET
+        rax, rbx, rip = m.vcpu.reg("rax"), m.vcpu.reg("rbx"), m.vcpu.reg("rip")
+        assert rip == _where_it_should_be(rax, rbx), (hex(rip), rax, rbx)

@@ -43,6 +43,9 @@ struct thread {
     unsigned fault_repeats;
     struct hvm_event *waiting_on;       /* blocked until this event completes (thread_wait_event) */
     struct thread *next_waiter;         /* the vCPU's list of such threads */
+    /* A program thread's x87/SSE state while switched out (fxsave; kernel code never touches
+     * these registers: -mgeneral-regs-only). */
+    unsigned char fpu[512] __attribute__((aligned(16)));
 };
 
 struct runqueue {
