@@ -11,6 +11,19 @@
 #include "hypercall.h"
 #include "kernel.h"
 
+/* One event at a time on a group's channel: a nested thread shares its creator's (paper III-D). */
+static void group_lock(struct evgroup *g)
+{
+    while (__atomic_exchange_n(&g->busy, 1, __ATOMIC_ACQUIRE))
+        thread_wait_zero(&g->busy, &g->busy_waiters);
+}
+
+static void group_unlock(struct evgroup *g)
+{
+    __atomic_store_n(&g->busy, 0, __ATOMIC_RELEASE);
+    thread_wake_waiters(&g->busy_waiters);
+}
+
 static void post_and_wait(struct hvm_event *ev, int wait)
 {
     ev->seq++;
@@ -24,6 +37,7 @@ static void post_and_wait(struct hvm_event *ev, int wait)
 long event_syscall(struct thread *t, struct syscall_frame *f)
 {
     struct hvm_event *ev = t->channel;
+    group_lock(t->group);
     ev->kind = HVM_EVENT_SYSCALL;
     ev->nr = f->rax;
     ev->a0 = f->rdi;
@@ -42,23 +56,69 @@ long event_syscall(struct thread *t, struct syscall_frame *f)
     ev->rflags = f->r11;
     t->fault_addr = t->fault_error = t->fault_repeats = 0;    /* a repeat must follow directly */
     post_and_wait(ev, 1);
-    return (long)ev->result;
+    long result = (long)ev->result;
+    group_unlock(t->group);
+    return result;
+}
+
+/* A system call made by the AeroKernel on the thread's behalf (a nested thread's stack), forwarded
+ * like one of the program's own. */
+long event_call(struct thread *t, long nr, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+    struct syscall_frame f = { .rax = (unsigned long)nr, .rdi = (unsigned long)a0,
+                               .rsi = (unsigned long)a1, .rdx = (unsigned long)a2,
+                               .r10 = (unsigned long)a3, .r8 = (unsigned long)a4,
+                               .r9 = (unsigned long)a5 };
+    return event_syscall(t, &f);
+}
+
+/* Have the partner touch [addr] (write: a write that changes nothing) so the ROS pages it in or
+ * breaks copy-on-write: for AeroKernel code about to write program memory (copy_to_user failed). */
+void event_fault_in(struct thread *t, unsigned long addr, int write)
+{
+    struct hvm_event *ev = t->channel;
+    group_lock(t->group);
+    ev->kind = HVM_EVENT_PAGE_FAULT;
+    ev->addr = addr;
+    ev->error = write ? 2 : 0;
+    ev->rip = 0;
+    ev->vector = T_PF;
+    ev->thread = t->id;
+    post_and_wait(ev, 1);
+    group_unlock(t->group);
 }
 
 void event_thread_exit(struct thread *t, long value, int raw)
 {
+    struct evgroup *g = t->group;
+    if (t->nested) {
+        /* its creator's partner goes on; whoever joins it unmaps its stack */
+        if (__atomic_sub_fetch(&g->nested, 1, __ATOMIC_ACQ_REL) == 0)
+            thread_wake_waiters(&g->nested_waiters);
+        thread_exit(value);
+    }
+    /* The partner serves the group's nested threads too: it must not end before they do. */
+    thread_wait_zero(&g->nested, &g->nested_waiters);
+    group_lock(g);
     struct hvm_event *ev = t->channel;
     ev->kind = HVM_EVENT_THREAD_EXIT;
     ev->result = value;
     ev->a0 = raw;                       /* 1: SYS_exit (no atexit handlers); 0: the function returned */
     ev->thread = t->id;
     post_and_wait(ev, 0);
-    thread_exit(value);
+    thread_exit(value);                 /* (the channel stays locked: the group is over) */
+}
+
+/* A nested thread's function returned (switch.S nested_thread_return). */
+void nested_thread_exit(long value)
+{
+    event_thread_exit(thread_current(), value, 0);
 }
 
 static void forward_exception(struct thread *t, struct trapframe *tf, unsigned long cr2, unsigned long vector)
 {
     struct hvm_event *ev = t->channel;
+    group_lock(t->group);
     ev->kind = HVM_EVENT_EXCEPTION;
     ev->vector = vector;
     ev->addr = cr2;
@@ -66,6 +126,7 @@ static void forward_exception(struct thread *t, struct trapframe *tf, unsigned l
     ev->rip = tf->rip;
     ev->thread = t->id;
     post_and_wait(ev, 1);
+    group_unlock(t->group);
 }
 
 /* A #PF of program code. A not-present or protection fault in the lower half is the ROS's to
@@ -92,6 +153,7 @@ int event_page_fault(struct thread *t, struct trapframe *tf, unsigned long cr2)
         return 1;
     }
     struct hvm_event *ev = t->channel;
+    group_lock(t->group);
     ev->kind = HVM_EVENT_PAGE_FAULT;
     ev->addr = cr2;
     ev->error = tf->error;
@@ -99,6 +161,7 @@ int event_page_fault(struct thread *t, struct trapframe *tf, unsigned long cr2)
     ev->vector = T_PF;
     ev->thread = t->id;
     post_and_wait(ev, 1);
+    group_unlock(t->group);
     return 1;
 }
 

@@ -27,7 +27,6 @@
 #define SYS_clock_gettime   228
 #define NSEC                1000000000L
 
-long copy_to_user(void *dst, const void *src, unsigned long n);     /* uaccess.S: 0 or -EFAULT */
 
 static int user_range(unsigned long p, unsigned long n)
 {

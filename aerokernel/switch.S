@@ -61,6 +61,16 @@ enter_program:
     jmpq    *%rax
     .size enter_program, . - enter_program
 
+/* A nested thread's function returns here, still on its program stack (16-byte aligned again after
+ * the ret): its result ends the thread (events.c nested_thread_exit, which does not return). */
+    .globl nested_thread_return
+    .type nested_thread_return, @function
+nested_thread_return:
+    movq    %rax, %rdi
+    call    nested_thread_exit
+    ud2
+    .size nested_thread_return, . - nested_thread_return
+
     .section .rodata
     .align 4
 mxcsr_default:

@@ -128,8 +128,43 @@ struct thread *thread_create_program(const struct hvm_mailbox *mb, unsigned cpu,
     t->channel = (struct hvm_event *)mb->channel;
     t->ros_pid = mb->pid;
     t->ros_tid = mb->tid;
+    t->group = &t->own_group;
     enqueue(t);
     return t;
+}
+
+/* A nested thread: fn(arg) entered with RSP = sp (its return address already there) on the stack
+ * [stack_base, +stack_size) the partner mapped, in its creator's execution group (channel,
+ * partner, FS base), queued on vCPU `cpu`. */
+struct thread *thread_create_nested(struct thread *creator, unsigned long fn, unsigned long arg,
+                                    unsigned long sp, unsigned long stack_base,
+                                    unsigned long stack_size, unsigned cpu)
+{
+    struct thread *t = thread_alloc(cpu);
+    if (!t)
+        return 0;
+    t->entry = fn;
+    t->args[0] = arg;
+    t->user_stack = sp;
+    t->fs_base = creator->fs_base;
+    t->channel = creator->channel;
+    t->ros_pid = creator->ros_pid;
+    t->ros_tid = creator->ros_tid;
+    t->group = creator->group;
+    t->nested = 1;
+    t->stack_base = stack_base;
+    t->stack_size = stack_size;
+    __atomic_add_fetch(&t->group->nested, 1, __ATOMIC_ACQ_REL);
+    enqueue(t);
+    return t;
+}
+
+struct thread *thread_find(unsigned long id)
+{
+    for (unsigned i = 0; i < MAX_THREADS; i++)
+        if (threads[i].state != TS_FREE && threads[i].id == id)
+            return &threads[i];
+    return 0;
 }
 
 /* Switch from the running thread (already marked runnable, blocked or dead) to the next one on
@@ -219,9 +254,11 @@ static void wake_event_waiters(unsigned cpu)
     struct thread **pp = &event_waiters[cpu];
     while (*pp) {
         struct thread *t = *pp;
-        if (__atomic_load_n(&t->waiting_on->state, __ATOMIC_ACQUIRE) == HVM_EVENT_COMPLETED) {
+        if (t->waiting_word ? __atomic_load_n(t->waiting_word, __ATOMIC_ACQUIRE) == 0
+                            : __atomic_load_n(&t->waiting_on->state, __ATOMIC_ACQUIRE) == HVM_EVENT_COMPLETED) {
             *pp = t->next_waiter;
             t->waiting_on = 0;
+            t->waiting_word = 0;
             enqueue(t);
         } else {
             pp = &t->next_waiter;
@@ -267,6 +304,7 @@ void thread_wait_event(struct hvm_event *ev)
     unsigned cpu = this_cpu()->id;
     while (__atomic_load_n(&ev->state, __ATOMIC_ACQUIRE) != HVM_EVENT_COMPLETED) {
         if (runqueues[cpu].head) {
+            t->waiting_word = 0;
             t->waiting_on = ev;
             t->next_waiter = event_waiters[cpu];
             event_waiters[cpu] = t;
@@ -292,6 +330,38 @@ void thread_post_wait_event(struct hvm_event *ev)
         take_thread(cpu);
     }
     thread_wait_event(ev);
+}
+
+/* Block the current thread until *word is 0 (a lock, a count). Whoever makes it 0 calls
+ * thread_wake_waiters(waiters), which queues a WAKE on every vCPU with such a thread: there, as for
+ * a completed event, wake_event_waiters makes it runnable to look again. Until then the vCPU runs
+ * its other threads, or halts. */
+void thread_wait_zero(volatile int *word, volatile unsigned long *waiters)
+{
+    unsigned cpu = this_cpu()->id;
+    struct thread *t = thread_current();
+    for (;;) {
+        __atomic_or_fetch(waiters, 1UL << cpu, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(word, __ATOMIC_SEQ_CST))
+            return;
+        t->waiting_on = 0;
+        t->waiting_word = word;
+        t->next_waiter = event_waiters[cpu];
+        event_waiters[cpu] = t;
+        t->state = TS_BLOCKED;
+        schedule();
+    }
+}
+
+void thread_wake_waiters(volatile unsigned long *waiters)
+{
+    /* The bits stay set: a waiter that looks again and finds the word taken by someone else (a
+     * lock) blocks again and needs the next kick too. A group that never had a waiter costs
+     * nothing here. */
+    unsigned long mask = __atomic_load_n(waiters, __ATOMIC_SEQ_CST);
+    for (unsigned cpu = 0; mask; cpu++, mask >>= 1)
+        if (mask & 1)
+            hvm_hypercall(HVM_HC_KICK, cpu, 0, 0, 0);
 }
 
 int thread_run_queued(void)

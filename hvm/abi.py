@@ -52,6 +52,9 @@ HYPERCALLS = {
     "LOCAL_SYSCALL": (0x8A, "hrt", "a system call the AeroKernel served itself, for --trace/--stats "
                       "(only with HVM_LOCAL_ACCOUNT): rdi = number, rsi = result, rcx = thread, "
                       "r8 = its first argument"),
+    # nested threads (paper III-D): created from HRT code, in the creator's execution group
+    "NESTED_THREAD": (0x8B, "hrt", "a nested thread was created, for --trace/--stats: rdi = its id, rsi = its "
+                      "creator's, rcx = its vCPU, r8 = the group's channel"),
 }
 HC = {name: number for name, (number, _side, _doc) in HYPERCALLS.items()}
 

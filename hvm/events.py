@@ -50,6 +50,7 @@ class Stats:
     remerges: int = 0
     shootdowns: int = 0
     threads_created: int = 0
+    nested_threads: int = 0                                  # of those, created from HRT code
     local: Counter = field(default_factory=Counter)         # system calls the AeroKernel served itself
     forward_ns: int = 0                                      # host time from post to completion
     forwarded: int = 0
@@ -150,7 +151,8 @@ class Channels:
                  f"  forwarded exceptions     {s.exceptions:>10}",
                  f"  merges / re-merges       {s.merges:>6} / {s.remerges}",
                  f"  TLB shootdowns           {s.shootdowns:>10}",
-                 f"  HRT threads created      {s.threads_created:>10}",
+                 f"  HRT threads created      {s.threads_created:>10}"
+                 + (f" ({s.nested_threads} nested)" if s.nested_threads else ""),
                  f"  host time, ROS vCPU      {s.ros_ns / 1e6:>10.1f} ms",
                  f"  host time, HRT vCPUs     {s.hrt_ns / 1e6:>10.1f} ms"]
         if s.forwarded:

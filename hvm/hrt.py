@@ -336,6 +336,17 @@ class Hrt:
                 f"{partner}), channel {channel:#x}")
         return tid
 
+    def nested_thread(self, tid: int, creator: int, cpu: int, channel: int) -> None:
+        """The AeroKernel created a nested thread from HRT code (paper III-D): it belongs to its
+        creator's execution group, whose partner serves its events."""
+        group = self.threads.get(creator, {})
+        partner = group.get("partner", 0)
+        self.threads[tid] = {"cpu": cpu, "channel": channel, "partner": partner, "entry": 0, "creator": creator}
+        self.channels.stats.threads_created += 1
+        self.channels.stats.nested_threads += 1
+        self._t(f"HRT thread {tid} created on HRT vCPU {cpu} by HRT thread {creator}: nested, in its execution "
+                f"group (partner {partner}, channel {channel:#x}, one event at a time)")
+
     # -- work --------------------------------------------------------------------------------------
     def post_work(self, cpu_index: int, kind: int, func: int = 0, arg: int = 0, *more: int) -> None:
         """Queue work for an HRT vCPU; a waiting one resumes and takes it with WAIT_EVENT.
@@ -506,6 +517,8 @@ class HrtDispatch:
             result = hrt.console_write(vcpu, a0, a1, a2, a3)
         elif name == "LOCAL_SYSCALL":
             hrt.channels.local(cpu.index, a0, a1, a2, a3)
+        elif name == "NESTED_THREAD":
+            hrt.nested_thread(a0, a1, a2, a3)
         elif name == "MERGE_DONE":
             hrt._t(f"HRT vCPU {cpu.index}: merge acknowledged")
         else:
@@ -517,7 +530,7 @@ class HrtDispatch:
 
 
 _NAMES = {number: name for name, number in abi.HC.items()}
-_QUIET = {"CONSOLE_WRITE", "KICK", "REMERGE", "LOCAL_CLOCK", "LOCAL_WRITE", "LOCAL_SYSCALL"}
+_QUIET = {"CONSOLE_WRITE", "KICK", "REMERGE", "LOCAL_CLOCK", "LOCAL_WRITE", "LOCAL_SYSCALL", "NESTED_THREAD"}
 _HC_POST_EVENT = abi.HC["POST_EVENT"]
 
 

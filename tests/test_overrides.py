@@ -425,3 +425,47 @@ def test_overrides_section_and_note(pieces, tmp_path, capsys):
         d = subprocess.run(["objdump", "-d", f"--start-address={a.address:#x}", f"--stop-address={a.address + 5:#x}",
                             str(out)], capture_output=True, text=True).stdout
         assert re.search(rf"jmp\s+{a.wrapper:x}", d), d
+
+
+# -- nested HRT threads (paper III-D) ----------------------------------------------------------------------
+NESTED_RUNS = 4
+
+
+@pytest.mark.parametrize("name", ["nested.glibc", "nested.musl"])
+def test_sdk_nested_threads_share_their_creators_partner(name, pieces, tmp_path, capsys):
+    """nested (guest_images/src/overrides/nested.c): main, in the HRT, starts nested threads with
+    hrt_thread_create. They run in ring 0 in main's execution group: every system call and page
+    fault goes through main's partner (gettid answers main's partner's id), one event at a time;
+    hrt_thread_join returns what each function returned. Natively the SDK says ENOSYS and main runs
+    the functions itself: every line about a thread must be the same. Run on one and two HRT vCPUs,
+    repeatedly (the channel is contended)."""
+    out = fat(capsys, OVR / name, tmp_path / "fat")
+    native = harness.run_native(Case(str(OVR / name), ("4", "60")), tmp_path / "native")
+    assert native.status == 0, native.stderr
+    want = lines(native)
+    assert want[0] == "nested HRT threads: unavailable (ENOSYS), each function runs in main"
+    for i in range(NESTED_RUNS):
+        case = Case(str(out), ("4", "60"), mvemu_options=("--hrt-cpus", str(1 + i % 2), "--stats"))
+        under = harness.run_mvemu(case, tmp_path / f"run{i}")
+        got = lines(under)
+        assert under.status == 0, under.stderr.decode()
+        assert got[0] == "nested HRT threads: 4, AeroKernel ids distinct from each other and main's: yes"
+        assert got[1:5] == want[1:5], f"run {i}:\n" + "\n".join(got)
+        assert got[5:] == ["join of an unknown thread: -3"]          # -ESRCH
+        assert re.search(rb"HRT threads created +5 \(4 nested\)", under.stderr), under.stderr.decode()
+
+
+def test_nested_threads_in_the_trace(pieces, tmp_path, capsys):
+    """--trace shows each nested thread with its creator and the partner it shares, and their
+    forwarded calls under their own thread ids."""
+    out = fat(capsys, OVR / "nested.glibc", tmp_path / "fat")
+    under = harness.run_mvemu(Case(str(out), ("2", "3"), mvemu_options=("--trace",)), tmp_path / "run")
+    assert under.status == 0, under.stderr.decode()
+    err = under.stderr.decode()
+    created = re.findall(r"\[hvm\] HRT thread (\d+) created on HRT vCPU \d by HRT thread 1: nested, in its "
+                         r"execution group \(partner (\d+), channel (0x[0-9a-f]+)", err)
+    assert len(created) == 2 and len({p for _, p, _ in created}) == 1, err
+    main = re.search(r"HRT thread 1 created on HRT vCPU 0: .* \(superposed from partner (\d+)\), channel (0x[0-9a-f]+)", err)
+    assert main and all((p, c) == main.groups() for _, p, c in created)
+    for tid, _, _ in created:
+        assert re.search(rf"forwarded syscall getppid\(.*\(HRT vCPU \d, thread {tid},", err), tid

@@ -32,6 +32,7 @@
 #define HVM_HC_LOCAL_CLOCK 0x88  /* hrt: the host clock (a paravirtual clock): rdi = Linux clock id; returns nanoseconds, or -EINVAL for a clock only the ROS keeps (CPU time) */
 #define HVM_HC_LOCAL_WRITE 0x89  /* hrt: write to the console: rdi = fd (1 or 2), rsi = address, rcx = length, r8 = the partner's pid; returns the count, or -EAGAIN when that fd is not mvemu's own stdout/stderr */
 #define HVM_HC_LOCAL_SYSCALL 0x8a  /* hrt: a system call the AeroKernel served itself, for --trace/--stats (only with HVM_LOCAL_ACCOUNT): rdi = number, rsi = result, rcx = thread, r8 = its first argument */
+#define HVM_HC_NESTED_THREAD 0x8b  /* hrt: a nested thread was created, for --trace/--stats: rdi = its id, rsi = its creator's, rcx = its vCPU, r8 = the group's channel */
 
 #define HVM_HIGH_BASE 0xffff800000000000UL
 #define HVM_KERNEL_VBASE 0xffffffff80000000UL

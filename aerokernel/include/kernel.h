@@ -8,6 +8,7 @@
 
 #define EPERM   1
 #define ENOENT  2
+#define ESRCH   3
 #define EAGAIN  11
 #define EFAULT  14
 #define EEXIST  17

@@ -23,6 +23,17 @@
 
 enum thread_state { TS_FREE, TS_RUNNABLE, TS_RUNNING, TS_BLOCKED, TS_DEAD };
 
+/* An execution group (paper III-D): a top-level thread, its partner and channel, and the nested
+ * threads created from its code, which funnel their events through the same channel, one at a
+ * time. It lives in the top-level thread's struct, which outlives its nested threads: the
+ * top-level thread's exit waits until they have all ended. */
+struct evgroup {
+    volatile int busy;                  /* the channel carries a member's event (group_lock) */
+    volatile unsigned long busy_waiters;    /* vCPUs (bits) that had a thread waiting for it */
+    volatile int nested;                /* nested threads not yet ended */
+    volatile unsigned long nested_waiters;  /* vCPUs that had a thread waiting for that to be 0 */
+};
+
 struct thread {
     unsigned long rsp;                  /* saved kernel RSP while switched out (switch.S) */
     unsigned long kstack_top;
@@ -42,7 +53,12 @@ struct thread {
     unsigned long fault_addr, fault_error;   /* the last forwarded page fault, for re-merge */
     unsigned fault_repeats;
     struct hvm_event *waiting_on;       /* blocked until this event completes (thread_wait_event) */
+    volatile int *waiting_word;         /* or until this word is 0 (thread_wait_zero) */
     struct thread *next_waiter;         /* the vCPU's list of such threads */
+    struct evgroup own_group;           /* a top-level thread's execution group */
+    struct evgroup *group;              /* the group it belongs to (its own, or its creator's) */
+    int nested;                         /* created from HRT code: shares its creator's partner */
+    unsigned long stack_base, stack_size;   /* a nested thread's stack (mapped by the partner) */
     /* A program thread's x87/SSE state while switched out (fxsave; kernel code never touches
      * these registers: -mgeneral-regs-only). */
     unsigned char fpu[512] __attribute__((aligned(16)));
@@ -64,11 +80,18 @@ int thread_run_queued(void);            /* idle: run queued threads until none; 
 long thread_wait_for_work(unsigned long kinds);   /* one WAIT_EVENT for these kinds; halts if none */
 void thread_wait_event(struct hvm_event *ev);     /* block the current thread until ev completes */
 void thread_post_wait_event(struct hvm_event *ev);    /* post ev, then as thread_wait_event */
+void thread_wait_zero(volatile int *word, volatile unsigned long *waiters);  /* block until *word == 0 */
+void thread_wake_waiters(volatile unsigned long *waiters);   /* after clearing such a word */
+struct thread *thread_create_nested(struct thread *creator, unsigned long fn, unsigned long arg,
+                                    unsigned long sp, unsigned long stack_base,
+                                    unsigned long stack_size, unsigned cpu);
+struct thread *thread_find(unsigned long id);
 
 /* switch.S */
 void switch_to(unsigned long *save_rsp, unsigned long next_rsp);
 void thread_trampoline(void);
 void __attribute__((noreturn)) enter_program(unsigned long rip, unsigned long rsp,
                                              unsigned long a0, unsigned long a1, unsigned long a2);
+void nested_thread_return(void);        /* a nested thread's function returns here (events.c) */
 
 #endif

@@ -49,6 +49,18 @@ long hrt_page_alloc(void);                     /* a zeroed 4 KiB physical page, 
 long hrt_page_free(long pa);                   /* give it back: 0 or -EINVAL */
 long hrt_free_bytes(void);                     /* free physical memory of the HRT */
 
+/* Nested threads (paper III-D). In HRT context: start fn(arg) as a nested HRT thread of the caller:
+ * ring 0 like it, in its execution group (the caller's partner serves the new thread's system
+ * calls and page faults too, one event at a time, so getpid and gettid answer the caller's ids;
+ * same FS base, so the same TLS), on a 1 MiB stack, on the next HRT vCPU in turn. Returns the new
+ * thread's AeroKernel id (> 0). Join every nested thread: the caller's own thread does not end
+ * before they have (its partner serves them). Native fallback: -HRT_ENOSYS (run fn yourself).
+ * hrt_thread_join: wait for nested thread `id` to end and store fn's result in *result (if not
+ * NULL); 0, -ESRCH (3) for an unknown id, -EINVAL (22) for a thread of another group. Native
+ * fallback: -HRT_ENOSYS. */
+long hrt_thread_create(void *(*fn)(void *), void *arg);
+long hrt_thread_join(long id, void **result);
+
 /* Where HRT code (ring 0 only) sees the physical page `pa`. */
 static inline void *hrt_phys_to_virt(long pa)
 {
