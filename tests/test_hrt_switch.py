@@ -10,14 +10,14 @@ import pytest
 
 import harness
 from harness import Case
-from test_hybridize import fat_of, pieces  # noqa: F401  (a fixture)
+from test_hybridize import default_overrides, fat_of, pieces  # noqa: F401  (a fixture)
 
 RUNS = 3
 
 
 @pytest.mark.parametrize("libc", ["glibc", "musl"])
 def test_threads_keep_their_state_on_one_hrt_vcpu(libc, cprog, pieces, tmp_path, mvemu_importable):  # noqa: F811
-    fat = fat_of(Path(cprog("hrt_switch", libc)), pieces, tmp_path / "hrt_switch")
+    fat = fat_of(Path(cprog("hrt_switch", libc)), pieces, tmp_path / "hrt_switch", default_overrides())
     case = Case(str(fat), args=("4",), mvemu_options=("--hrt-cpus", "1"))
     native = harness.run_native(case, tmp_path / "native")
     assert native.status == 0 and native.stdout.count(b"kept") == 12 and b"right" in native.stdout

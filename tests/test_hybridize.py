@@ -59,10 +59,18 @@ def pieces(images):
     return load_runtime(), load_aerokernel()
 
 
-def fat_of(path: Path, pieces, out: Path) -> Path:
-    out.write_bytes(hybridize(path.read_bytes(), *pieces))
+def fat_of(path: Path, pieces, out: Path, overrides=()) -> Path:
+    """`path` hybridized into `out`: without function overrides (threads are forwarded clones that
+    run in the ROS) unless `overrides` is given (default_overrides(): pthread_create makes HRT
+    threads, as `mvemu hybridize` does)."""
+    out.write_bytes(hybridize(path.read_bytes(), *pieces, list(overrides)))
     out.chmod(0o755)
     return out
+
+
+def default_overrides():
+    from toolchain import overrides as ov
+    return ov.load_config(ov.DEFAULT_CONFIG)
 
 
 def mvemu_hybridize(capsys, *argv) -> tuple[int, str, str]:
