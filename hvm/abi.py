@@ -126,6 +126,8 @@ ROS_IOCTLS = {                  # name: (request number, argument)
     "CREATE_THREAD": (0x4808, "struct hvm_ioc_thread *: start a top-level HRT thread; returns its id"),
     "WAIT_EVENT": (0x4809, "the channel's address: block until the HRT posts there; returns the kind"),
     "COMPLETE_WAIT": (0x480A, "the channel's address: complete the taken event, then wait as WAIT_EVENT"),
+    "INVOKE": (0x480B, "struct hvm_ioc_call *: func and arg in; starts func(arg) on the HRT and returns at "
+                       "once (an asynchronous call: its result is not reported)"),
 }
 THREAD_IOC_FIELDS = ("func", "arg0", "arg1", "arg2", "stack", "fs_base", "channel", "cpu")
 

@@ -65,6 +65,7 @@ class Machine:
         self.hrt: Hrt | None = None
         self.debugger = None                  # a gdb stub (hvm.gdbstub.server.GdbServer), if any
         self._pending_calls: dict[int, Callable[[int], None]] = {}
+        self._async_calls: dict[int, int] = {}      # per HRT vCPU: INVOKE_FUNC calls not done yet
         self.channels = Channels(self.memory, self.log, trace, stats)
         self.console = console or trace
         self.hrt_wp = hrt_wp
@@ -136,6 +137,8 @@ class Machine:
                     if cpu in self._pending_calls:
                         return -errno.EBUSY
                     self._pending_calls[cpu] = on_done
+                else:
+                    self._async_calls[cpu] = self._async_calls.get(cpu, 0) + 1
                 kind = abi.WORK["SELFTEST"] if a0 == 0 else abi.WORK["CALL"]
                 hrt.post_work(cpu, kind, a0, a1)
                 return None if name == "INVOKE_FUNC_SYNC" else 0
@@ -193,6 +196,10 @@ class Machine:
         return vcpu
 
     def _call_done(self, cpu, result: int) -> None:
+        if self._async_calls.get(cpu.index):
+            # the vCPU runs its calls in the order they were queued: this one was asynchronous
+            self._async_calls[cpu.index] -= 1
+            return
         done = self._pending_calls.pop(cpu.index, None)
         if done is not None:
             done(result)
@@ -207,6 +214,7 @@ class Machine:
         for cb in self._pending_calls.values():
             cb(-errno.ECANCELED)
         self._pending_calls.clear()
+        self._async_calls.clear()
         self.channels.pending.clear()
         self.hrt = self._new_hrt(hrt.part, hrt.all_parts, len(hrt.cpus))
         if clear:

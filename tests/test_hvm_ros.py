@@ -36,6 +36,20 @@ def test_install_boot_call(images, tiny_file, tmp_path, libc):
     assert "Traceback" not in err
 
 
+def test_async_calls_then_a_sync_call(images, tiny_file, tmp_path):
+    """INVOKE (asynchronous) queues calls and returns at once; a synchronous call made after them
+    gets its own result, not one of theirs (the vCPU runs its calls in order, and their CALL_DONEs
+    are not taken for the waiting caller's)."""
+    add = parse_image(tiny_file.read_bytes()).symbols["add1000"]
+    status, out, err = mvemu("run", "--trace", str(images / "hvm_client.glibc"), str(tiny_file),
+                             "bench", "async", "5", hex(add), "call", hex(add), "7", cwd=tmp_path)
+    assert status == 0, err
+    assert out.splitlines()[-2:] == ["bench async: 5 of 5 ok", f"call {hex(add)}(7): 0, result 0x1007"]
+    assert err.count("ROS hypercall INVOKE_FUNC(") == 5 and err.count("ROS hypercall INVOKE_FUNC_SYNC(") == 3
+    done = [line.rsplit(" ", 1)[-1] for line in err.splitlines() if "call done, result" in line]
+    assert done == ["0x1000", "0x1001", "0x1002", "0x1003", "0x1004", "0x1005", "0x1005", "0x1007"], err
+
+
 def test_trace_shows_boot_steps(images, tiny_file, tmp_path):
     add = parse_image(tiny_file.read_bytes()).symbols["add1000"]
     status, out, err = mvemu("run", "--trace", str(images / "hvm_client.glibc"), str(tiny_file), "call",

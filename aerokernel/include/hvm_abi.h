@@ -111,6 +111,7 @@
 #define HVM_IOC_CREATE_THREAD 0x4808  /* struct hvm_ioc_thread *: start a top-level HRT thread; returns its id */
 #define HVM_IOC_WAIT_EVENT 0x4809  /* the channel's address: block until the HRT posts there; returns the kind */
 #define HVM_IOC_COMPLETE_WAIT 0x480a  /* the channel's address: complete the taken event, then wait as WAIT_EVENT */
+#define HVM_IOC_INVOKE 0x480b  /* struct hvm_ioc_call *: func and arg in; starts func(arg) on the HRT and returns at once (an asynchronous call: its result is not reported) */
 
 #define MV_FAT_VERSION 1
 #define MV_CONFIG_MAGIC 0x4749464e4f43564dUL

@@ -7,7 +7,9 @@
  * ioctl: a GET_STATE hypercall, the cheapest there is), `merge` (the MERGE ioctl),
  * `call N ADDR` (INVOKE_SYNC of ADDR(i), which must return non-negative), `reset` (RESET: stop
  * the HRT, clear its memory), `reboot N ADDR` (RESET, INSTALL, BOOT and one INVOKE_SYNC of
- * ADDR: the AeroKernel booted from scratch up to its first call). */
+ * ADDR: the AeroKernel booted from scratch up to its first call), `async N ADDR` (INVOKE of
+ * ADDR(i), not waited for; then an INVOKE_SYNC of ADDR(N), which returns after all of them, must
+ * give what a second one gives). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #define HVM_IOC_INSTALL 0x4801
 #define HVM_IOC_BOOT 0x4802
 #define HVM_IOC_INVOKE_SYNC 0x4803
+#define HVM_IOC_INVOKE 0x480B
 #define HVM_IOC_STATE 0x4804
 #define HVM_IOC_RESET 0x4805
 #define HVM_IOC_SELFTEST 0x4806
@@ -39,6 +42,8 @@ static int bench_once(int hvm, const char *what, long i, unsigned long addr, str
     struct hvm_ioc_call c = {addr, (unsigned long)i, 0};
     if (!strcmp(what, "call"))
         return ioctl(hvm, HVM_IOC_INVOKE_SYNC, &c) == 0 && (long)c.result >= 0;
+    if (!strcmp(what, "async"))
+        return ioctl(hvm, HVM_IOC_INVOKE, &c) == 0;
     if (!strcmp(what, "reboot"))
         return ioctl(hvm, HVM_IOC_RESET) == 0 && ioctl(hvm, HVM_IOC_INSTALL, img) == 0 &&
                ioctl(hvm, HVM_IOC_BOOT) == 0 && ioctl(hvm, HVM_IOC_INVOKE_SYNC, &c) == 0 &&
@@ -88,7 +93,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "bench") && i + 2 < argc) {
             const char *what = argv[i + 1];
             long n = strtol(argv[i + 2], NULL, 0), ok = 0;
-            int with_addr = !strcmp(what, "call") || !strcmp(what, "reboot");
+            int with_addr = !strcmp(what, "call") || !strcmp(what, "reboot") || !strcmp(what, "async");
             unsigned long addr = with_addr && i + 3 < argc ? strtoul(argv[i + 3], NULL, 0) : 0;
             for (long k = 0; k < n; k++) {
                 int r = bench_once(hvm, what, k, addr, &img);
@@ -97,6 +102,14 @@ int main(int argc, char **argv)
                     return 2;
                 }
                 ok += r;
+            }
+            if (!strcmp(what, "async")) {
+                /* The vCPU runs its calls in order: a synchronous ADDR(N) made now returns after all
+                 * of them, with its own result (the same as a synchronous ADDR(N) made before). */
+                struct hvm_ioc_call ref = {addr, (unsigned long)n, 0}, c = {addr, (unsigned long)n, 0};
+                if (ioctl(hvm, HVM_IOC_INVOKE_SYNC, &c) != 0 || ioctl(hvm, HVM_IOC_INVOKE_SYNC, &ref) != 0 ||
+                    c.result != ref.result)
+                    ok = 0;
             }
             printf("bench %s: %ld of %ld ok\n", what, ok, n);
             failures += ok != n;

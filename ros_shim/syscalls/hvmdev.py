@@ -69,6 +69,14 @@ def ioctl(k, t, f, cmd: int, arg: int) -> int:
             return -errno.EFAULT
         fields = struct.unpack(f"<{len(abi.THREAD_IOC_FIELDS)}Q", raw)
         return k.hypercall(hc["CREATE_THREAD"], t.tid, t.proc.pid, data=fields)
+    if cmd == IOC["INVOKE"]:                         # asynchronous: queued, not waited for
+        raw = mm.read(arg, 16)
+        if raw is None:
+            return -errno.EFAULT
+        func, farg = struct.unpack("<QQ", raw)
+        if func == 0:
+            return -errno.EINVAL
+        return k.hypercall(hc["INVOKE_FUNC"], func, farg)
     if cmd in (IOC["INVOKE_SYNC"], IOC["SELFTEST"]):
         w = k.resume_wait(t, "hvm")
         if w is not None:                            # re-run after the HRT reported the call done
