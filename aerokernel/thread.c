@@ -295,6 +295,17 @@ static void take_thread(unsigned cpu)
 
 #define EVENT_WAIT_KINDS ((1UL << HVM_WORK_WAKE) | (1UL << HVM_WORK_THREAD))
 
+/* Switch away from t until a WAKE on its vCPU finds ev completed, or *word 0 (wake_event_waiters). */
+static void block_on(struct thread *t, unsigned cpu, struct hvm_event *ev, volatile int *word)
+{
+    t->waiting_on = ev;
+    t->waiting_word = word;
+    t->next_waiter = event_waiters[cpu];
+    event_waiters[cpu] = t;
+    t->state = TS_BLOCKED;
+    schedule();
+}
+
 /* The partner works on the current thread's event: let the vCPU's other threads run meanwhile
  * (the completion queues a WAKE on this vCPU, which makes the thread runnable again), or, if
  * there are none, halt until it comes. */
@@ -304,12 +315,7 @@ void thread_wait_event(struct hvm_event *ev)
     unsigned cpu = this_cpu()->id;
     while (__atomic_load_n(&ev->state, __ATOMIC_ACQUIRE) != HVM_EVENT_COMPLETED) {
         if (runqueues[cpu].head) {
-            t->waiting_word = 0;
-            t->waiting_on = ev;
-            t->next_waiter = event_waiters[cpu];
-            event_waiters[cpu] = t;
-            t->state = TS_BLOCKED;
-            schedule();
+            block_on(t, cpu, ev, 0);
         } else if (thread_wait_for_work(EVENT_WAIT_KINDS) == HVM_WORK_THREAD) {
             take_thread(cpu);           /* then block and let it run */
         }
@@ -344,12 +350,7 @@ void thread_wait_zero(volatile int *word, volatile unsigned long *waiters)
         __atomic_or_fetch(waiters, 1UL << cpu, __ATOMIC_SEQ_CST);
         if (!__atomic_load_n(word, __ATOMIC_SEQ_CST))
             return;
-        t->waiting_on = 0;
-        t->waiting_word = word;
-        t->next_waiter = event_waiters[cpu];
-        event_waiters[cpu] = t;
-        t->state = TS_BLOCKED;
-        schedule();
+        block_on(t, cpu, 0, word);
     }
 }
 
