@@ -281,7 +281,7 @@ def section(bench, opts, wanted, h, results: dict, all_cells: dict, md_parts: li
         if not wanted(name):
             continue
         small, large = (sq, lq) if opts.quick else (sn, ln)
-        extra = [addr] if what in ("call", "reboot") else []
+        extra = [addr] if what in ("call", "reboot", "async") else []
         if addr is None:
             print(f"  {name}: no {NULL_FUNCTION} in {image}: skipped", flush=True)
             res.setdefault("hvm_skipped", []).append(name)
