@@ -1,4 +1,5 @@
-/* The IDT: 32 interrupt gates (vectors 0-31), each on an IST stack. Shared by all CPUs. */
+/* The IDT: interrupt gates for the exceptions (vectors 0-31) and the VMM's time-slice interrupt
+ * (32, T_PREEMPT), each on an IST stack. Shared by all CPUs. */
 #include "cpu.h"
 #include "kernel.h"
 #include "spinlock.h"
@@ -19,7 +20,7 @@ _Static_assert(sizeof(struct idt_gate) == 16, "IDT gate layout");
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static struct spinlock idt_lock = SPINLOCK_INIT("idt");
 static int idt_built;
-extern const unsigned long isr_stubs[32];
+extern const unsigned long isr_stubs[NUM_VECTORS];
 
 /* Which IST each vector uses (cpu.h explains the choice). */
 unsigned idt_ist(unsigned vector)
@@ -51,9 +52,9 @@ void idt_init(void)
 {
     spin_lock(&idt_lock);
     if (!idt_built) {
-        for (unsigned v = 0; v < 32; v++)   /* #BP and #OF may be raised by int3 / into at any CPL */
+        for (unsigned v = 0; v < NUM_VECTORS; v++)  /* #BP and #OF may be raised by int3 / into at any CPL */
             set_gate(v, isr_stubs[v], idt_ist(v), (v == T_BP || v == T_OF) ? 3 : 0);
-        idt_built = 1;                      /* vectors 32-255 stay not present */
+        idt_built = 1;                      /* vectors 33-255 stay not present */
     }
     spin_unlock(&idt_lock);
     struct { uint16_t limit; uint64_t base; } __attribute__((packed)) d = { sizeof idt - 1, (uint64_t)idt };

@@ -1,4 +1,4 @@
-/* Exception entry stubs for vectors 0-31.
+/* Exception entry stubs for vectors 0-31, and 32: the VMM's time-slice interrupt (T_PREEMPT).
  * Every gate names an IST stack, so we always start on a fresh per-CPU stack, never on the
  * interrupted code's (possibly a program's, with a red zone). The VMM delivers exceptions like
  * the CPU: SS, RSP, RFLAGS, CS, RIP and, for some vectors, an error code.
@@ -29,7 +29,7 @@ isr\v:
     .endm
 
     .set vec, 0
-    .rept 32
+    .rept NUM_VECTORS
     ISR %vec
     .set vec, vec + 1
     .endr
@@ -59,7 +59,7 @@ isr_common:
     .globl isr_stubs
 isr_stubs:
     .set vec, 0
-    .rept 32
+    .rept NUM_VECTORS
     ISR_ADDR %vec
     .set vec, vec + 1
     .endr

@@ -36,12 +36,15 @@ thread_trampoline:
  * function at rip had been called (the return address is already on that stack) with three
  * arguments. Every other register is cleared so no kernel value leaks into the program, and the
  * x87/SSE state is the one a new Linux thread starts with (FCW 0x37f, MXCSR 0x1f80), not what
- * the vCPU's previous program thread left. */
+ * the vCPU's previous program thread left. RFLAGS is 0x202 (IF set, as in a Linux process): the
+ * VMM's time-slice interrupt (T_PREEMPT) is taken only while IF is set. */
     .globl enter_program
     .type enter_program, @function
 enter_program:
     fninit
     ldmxcsr mxcsr_default(%rip)
+    pushq   $0x202                  /* IF set: the VMM's time-slice interrupt may preempt it */
+    popfq
     movq    %rdi, %rax
     movq    %rsi, %rsp
     movq    %rdx, %rdi

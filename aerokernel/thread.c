@@ -365,6 +365,22 @@ void thread_wake_waiters(volatile unsigned long *waiters)
             hvm_hypercall(HVM_HC_KICK, cpu, 0, 0, 0);
 }
 
+/* The VMM's time-slice interrupt landed on the current program thread (trap.c): take work the VMM
+ * queued meanwhile (a new thread, a WAKE) without halting, then let the vCPU's other threads run.
+ * Threads of one vCPU are otherwise only switched when one blocks, so a thread spinning on a flag
+ * that another thread of the same vCPU sets would spin for ever. */
+void thread_preempt(void)
+{
+    unsigned cpu = this_cpu()->id;
+    long kind = hvm_hypercall(HVM_HC_WAIT_EVENT, cpu, EVENT_WAIT_KINDS, 0, 0);
+    if (kind == HVM_WORK_WAKE)
+        wake_event_waiters(cpu);
+    else if (kind == HVM_WORK_THREAD)
+        take_thread(cpu);
+    if (runqueues[cpu].head)
+        thread_yield();
+}
+
 int thread_run_queued(void)
 {
     int n = 0;
@@ -396,6 +412,9 @@ __attribute__((used)) const struct hvm_debug_info hvm_debug_info = {
     .state_running = TS_RUNNING,
     .state_blocked = TS_BLOCKED,
     .state_dead = TS_DEAD,
+    .runqueues = (unsigned long)runqueues,
+    .runqueue_size = sizeof(struct runqueue),
+    .off_rq_head = __builtin_offsetof(struct runqueue, head),
 };
 _Static_assert(sizeof(((struct thread *)0)->id) == 4 && sizeof(((struct thread *)0)->state) == 4
                && sizeof(((struct thread *)0)->cpu) == 4, "hvm_debug_info: id, state and cpu are u32");

@@ -10,7 +10,8 @@
  *        printed, and the vCPU halts.
  * Program code of a top-level thread (RIP in the lower half) is different: its page faults are
  * forwarded to the partner for the ROS to resolve, and its other exceptions become the signals
- * Linux would send (events.c). */
+ * Linux would send (events.c). Vector 32 is the VMM's time-slice interrupt: the program thread
+ * it lands on yields to the vCPU's other threads (thread_preempt). */
 #include "cpu.h"
 #include "events.h"
 #include "hypercall.h"
@@ -146,6 +147,13 @@ void trap(struct trapframe *tf)
     unsigned long cr2 = vec == T_PF ? read_cr2() : 0;
     if (!c)
         fatal(c, tf, cr2, 0, " (no TSS loaded)");
+    if (vec == T_PREEMPT) {
+        /* The VMM's time-slice interrupt, delivered only to program code with IF set: on the
+         * thread's own kernel stack (trap_stack), let the vCPU's other threads run. */
+        if (program_exception(c, tf))
+            thread_preempt();
+        return;
+    }
     if (program_exception(c, tf)) {
         /* on the thread's kernel stack (trap_stack): the IST is not ours to lower */
         count_exception(c, tf, cr2);

@@ -60,6 +60,7 @@ HC = {name: number for name, (number, _side, _doc) in HYPERCALLS.items()}
 
 # -- memory layout ---------------------------------------------------------------------------------
 HIGH_BASE = 0xFFFF_8000_0000_0000       # HRT higher-half identity map: physical P at HIGH_BASE + P
+LOWER_HALF_END = 0x0000_8000_0000_0000  # the merged (ROS) half ends here: program code runs below
 KERNEL_VBASE = 0xFFFF_FFFF_8000_0000    # the AeroKernel is linked here (-mcmodel=kernel)
 BOOT_STACK_SIZE = 0x4000                # per HRT vCPU, in HRT memory
 
@@ -82,6 +83,7 @@ WORK = {"NONE": 0, "CALL": 1, "SELFTEST": 2, "HALT": 3,
         }
 
 POST_WAIT = 1                   # POST_EVENT's flag (rcx): the poster halts until the completion
+PREEMPT_VECTOR = 32             # the VMM's time-slice interrupt to an HRT vCPU running program code with IF set
 
 # -- event channels (DESIGN.md section 8): one record per execution group, in the partner's memory ----
 # Both sides see it at the same virtual address (the lower half is merged). The HRT fills it and
@@ -165,6 +167,10 @@ DEBUG_INFO_FIELDS = {                      # each a u64, in this order
     "state_running": "",
     "state_blocked": "",
     "state_dead": "",
+    "runqueues": "&runqueues[0]: each vCPU's run queue (the VMM preempts a program thread only when its "
+                 "vCPU has another thread queued or work for it)",
+    "runqueue_size": "sizeof(struct runqueue)",
+    "off_rq_head": "offsetof(struct runqueue, head), u64: the first queued thread, 0 when none",
 }
 # What switch_to (aerokernel/switch.S) leaves at a switched-out thread's saved RSP, one u64 each,
 # from the lowest address: its callee-saved registers, then the address it returns to.
@@ -213,7 +219,7 @@ def header() -> str:
             f"#define HVM_KERNEL_DS 0x{HRT_KERNEL_DS:x}",
             ""]
     out += [f"#define HVM_WORK_{name} {value}" for name, value in WORK.items()]
-    out += [f"#define HVM_POST_WAIT {POST_WAIT}"]
+    out += [f"#define HVM_POST_WAIT {POST_WAIT}", f"#define HVM_PREEMPT_VECTOR {PREEMPT_VECTOR}"]
     out += [f"#define HVM_EVENT_{name} {value}" for name, value in EVENT_KIND.items()]
     out += [f"#define HVM_EVENT_{name} {value}" for name, value in EVENT_STATE.items()]
     out += [f"#define HVM_EVOFF_{f.upper()} {8 * i}" for i, f in enumerate(EVENT_FIELDS)]

@@ -51,6 +51,7 @@ class Stats:
     shootdowns: int = 0
     threads_created: int = 0
     nested_threads: int = 0                                  # of those, created from HRT code
+    preemptions: int = 0                                     # time-slice interrupts to HRT threads
     local: Counter = field(default_factory=Counter)         # system calls the AeroKernel served itself
     forward_ns: int = 0                                      # host time from post to completion
     forwarded: int = 0
@@ -153,6 +154,7 @@ class Channels:
                  f"  TLB shootdowns           {s.shootdowns:>10}",
                  f"  HRT threads created      {s.threads_created:>10}"
                  + (f" ({s.nested_threads} nested)" if s.nested_threads else ""),
+                 f"  HRT thread preemptions   {s.preemptions:>10}",
                  f"  host time, ROS vCPU      {s.ros_ns / 1e6:>10.1f} ms",
                  f"  host time, HRT vCPUs     {s.hrt_ns / 1e6:>10.1f} ms"]
         if s.forwarded:

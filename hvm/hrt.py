@@ -84,6 +84,8 @@ class HrtCpu:
     flush: int = 0                       # a TLB (1) or TLB and code (2) flush is due before it runs
     halt_wait: int = 0                   # the channel it halts on after POST_WAIT (no WAKE needed)
     resume: bool = False                 # that event completed before the vCPU reached its hlt
+    others_want: object = None           # () -> bool: should its time slice end (Hrt.wants_switch)
+    preemptions: int = 0                 # time-slice interrupts delivered to its program threads
 
 
 class Hrt:
@@ -103,6 +105,9 @@ class Hrt:
         self.part = hrt
         self.all_parts = all_parts
         self.cpus = [HrtCpu(i) for i in range(ncpus)]
+        for cpu in self.cpus:
+            cpu.others_want = lambda cpu=cpu: self.wants_switch(cpu)
+        self._rq_heads: list[int] | None = None   # guest-physical &runqueues[i].head, once known
         self.log = log
         self.trace = trace
         self.image: Image | None = None
@@ -336,6 +341,49 @@ class Hrt:
                 f"{partner}), channel {channel:#x}")
         return tid
 
+    # -- time slices among the threads of one vCPU -----------------------------------------------------
+    def has_queued(self, cpu: HrtCpu) -> bool:
+        """Does the AeroKernel have a thread queued on this vCPU's run queue (hvm_debug_info tells
+        where), or work the VMM queued for it?"""
+        if cpu.work:
+            return True
+        if self._rq_heads is None:
+            self._rq_heads = self._find_run_queues()
+        if not self._rq_heads or cpu.index >= len(self._rq_heads):
+            return False
+        return self.mem.read_u64(self._rq_heads[cpu.index]) != 0
+
+    def _find_run_queues(self) -> list[int]:
+        addr = self.image.symbols.get(abi.DEBUG_INFO_SYMBOL) if self.image is not None else None
+        if addr is None or not self.cr3:
+            return []
+        n = len(abi.DEBUG_INFO_FIELDS)
+        try:
+            info = dict(zip(abi.DEBUG_INFO_FIELDS, struct.unpack(f"<{n}Q", pagewalk.read(self.mem, self.cr3, addr, 8 * n))))
+            if info["magic"] != abi.DEBUG_INFO_MAGIC:
+                return []
+            return [pagewalk.translate(self.mem, self.cr3, info["runqueues"] + i * info["runqueue_size"] + info["off_rq_head"])
+                    for i in range(min(len(self.cpus), info["max_cpus"]))]
+        except (pagewalk.PageFault, KeyError, struct.error):
+            return []
+
+    def wants_switch(self, cpu: HrtCpu) -> bool:
+        """For the watchdog that time-slices this vCPU: another HRT vCPU has work, or this one has
+        another thread to run (then the slice's end preempts the running one)."""
+        return sum(1 for c in self.cpus if c.state == "running") > 1 or self.has_queued(cpu)
+
+    def preempt(self, cpu: HrtCpu) -> None:
+        """Its time slice ended (a BUDGET exit). If it runs program code with IF set and has
+        another thread queued, deliver the time-slice interrupt: the AeroKernel's handler lets
+        the other threads run (cooperative kernel code is never interrupted)."""
+        v = cpu.vcpu
+        rip = v.reg("rip")
+        if rip >= abi.LOWER_HALF_END or not v.reg("rflags") & 0x200 or not self.has_queued(cpu):
+            return
+        if deliver_exception(self, cpu.index, v, Exit(ExitKind.EXCEPTION, rip=rip, vector=abi.PREEMPT_VECTOR)):
+            cpu.preemptions += 1
+            self.channels.stats.preemptions += 1
+
     def nested_thread(self, tid: int, creator: int, cpu: int, channel: int) -> None:
         """The AeroKernel created a nested thread from HRT code (paper III-D): it belongs to its
         creator's execution group, whose partner serves its events."""
@@ -401,6 +449,7 @@ class Hrt:
     def on_exit(self, cpu: HrtCpu, exit: Exit) -> None:
         """An HRT vCPU stopped: waiting for work (WAIT_EVENT), halted, or dead on an exception."""
         if exit.kind is ExitKind.BUDGET:
+            self.preempt(cpu)
             return
         if exit.kind is ExitKind.INVALID_OPCODE and cpu.vcpu is not None:
             # Unicorn ends the run on an invalid opcode instead of raising #UD: deliver it.

@@ -20,14 +20,6 @@ from .vcpu import Exit, Vcpu
 _HC_NAMES = {number: name for name, number in abi.HC.items()}
 
 
-def _nobody() -> bool:
-    return False
-
-
-def _somebody() -> bool:
-    return True
-
-
 class GuestOS(Protocol):
     finished: bool
     exit_status: int
@@ -258,7 +250,7 @@ class Machine:
                     # watchdog slices it like a ROS thread): a spinning HRT thread cannot starve
                     # the ROS, whose partner may be about to set the flag it spins on.
                     t0 = clock()
-                    guest.lend_cpu(cpu.vcpu, _somebody if len(runnable) > 1 else _nobody)
+                    guest.lend_cpu(cpu.vcpu, cpu.others_want)
                     exit = hrt.run_vcpu(cpu)
                     guest.lend_cpu(None)
                     if dbg is None or not dbg.on_exit(cpu.vcpu, exit):

@@ -48,6 +48,7 @@
 #define HVM_WORK_THREAD 4
 #define HVM_WORK_WAKE 5
 #define HVM_POST_WAIT 1
+#define HVM_PREEMPT_VECTOR 32
 #define HVM_EVENT_NONE 0
 #define HVM_EVENT_SYSCALL 1
 #define HVM_EVENT_PAGE_FAULT 2
@@ -224,6 +225,9 @@ struct hvm_debug_info {
     unsigned long state_running;
     unsigned long state_blocked;
     unsigned long state_dead;
+    unsigned long runqueues;  /* &runqueues[0]: each vCPU's run queue (the VMM preempts a program thread only when its vCPU has another thread queued or work for it) */
+    unsigned long runqueue_size;  /* sizeof(struct runqueue) */
+    unsigned long off_rq_head;  /* offsetof(struct runqueue, head), u64: the first queued thread, 0 when none */
 };
 
 /* A fat binary's configuration, filled in by `mvemu hybridize`. */

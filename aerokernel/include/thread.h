@@ -82,6 +82,7 @@ void thread_wait_event(struct hvm_event *ev);     /* block the current thread un
 void thread_post_wait_event(struct hvm_event *ev);    /* post ev, then as thread_wait_event */
 void thread_wait_zero(volatile int *word, volatile unsigned long *waiters);  /* block until *word == 0 */
 void thread_wake_waiters(volatile unsigned long *waiters);   /* after clearing such a word */
+void thread_preempt(void);              /* the VMM's time-slice interrupt on a program thread */
 struct thread *thread_create_nested(struct thread *creator, unsigned long fn, unsigned long arg,
                                     unsigned long sp, unsigned long stack_base,
                                     unsigned long stack_size, unsigned cpu);

@@ -3,6 +3,8 @@
 #ifndef AK_TRAP_H
 #define AK_TRAP_H
 
+#include "hvm_abi.h"
+
 #define T_DE    0
 #define T_DB    1
 #define T_NMI   2
@@ -23,6 +25,8 @@
 #define T_XM    19
 #define T_VE    20
 #define T_CP    21
+#define T_PREEMPT HVM_PREEMPT_VECTOR  /* the VMM's time-slice interrupt (32): a program thread yields */
+#define NUM_VECTORS (T_PREEMPT + 1)
 
 /* #PF error code bits */
 #define PF_P    0x1     /* protection violation (else not present) */
