@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", action="store_true",
                      help="print each system call with its arguments and result on stderr, and every "
                           "HVM step (image install, page tables, vCPU start, hypercall, exception)")
+    run.add_argument("--ros-cpus", type=int, default=1, metavar="N",
+                     help="number of ROS vCPUs the guest's processes and threads are scheduled on "
+                          "(default 1; all run in turn on one host thread, so N changes what the guest "
+                          "sees and how its threads interleave, not how fast it runs)")
     run.add_argument("--hrt-mem", type=parse_hrt_size, default=64 << 20, metavar="SIZE",
                      help="memory of the HRT partition, beside --mem (default 64M; 0 = no HRT)")
     run.add_argument("--hrt-cpus", type=int, default=1, metavar="N",
@@ -159,11 +163,14 @@ def original_environment() -> list[bytes]:
 
 def cmd_run(opts) -> int:
     from ros_shim.kernel import KernelOptions, RosKernel
+    from ros_shim.layout import MAX_ROS_CPUS
     from ros_shim.loader import ExecError
 
     from .machine import Machine
 
     path = resolve_program(opts.program)
+    if not 1 <= opts.ros_cpus <= MAX_ROS_CPUS:
+        raise UserError(f"--ros-cpus must be between 1 and {MAX_ROS_CPUS} (got {opts.ros_cpus})")
     if not 1 <= opts.hrt_cpus <= 64:
         raise UserError(f"--hrt-cpus must be between 1 and 64 (got {opts.hrt_cpus})")
     if opts.gdb_wait and opts.gdb is None:
@@ -176,11 +183,12 @@ def cmd_run(opts) -> int:
         except OSError as e:
             raise UserError(f"--gdb {opts.gdb}: cannot listen on localhost:{opts.gdb}: {e.strerror or e}")
     machine = Machine(opts.mem, opts.hrt_mem, opts.hrt_cpus, trace=opts.trace, stats=opts.stats,
-                      console=opts.hrt_console, hrt_wp=opts.hrt_wp == "on", hrt_local=opts.hrt_local)
+                      console=opts.hrt_console, hrt_wp=opts.hrt_wp == "on", hrt_local=opts.hrt_local,
+                      ros_cpus=opts.ros_cpus)
     if opts.hrt_wp == "off":
         print("mvemu: warning: --hrt-wp off: ring-0 writes in the HRT ignore read-only pages, so "
               "copy-on-write is broken (a demonstration, see docs/split.md)", file=sys.stderr)
-    kernel = RosKernel(machine.memory, machine.ros, KernelOptions(trace=opts.trace))
+    kernel = RosKernel(machine.memory, machine.ros, KernelOptions(trace=opts.trace, cpus=opts.ros_cpus))
     kernel.hypercall = machine.ros_hypercall
     argv = [os.fsencode(opts.program)] + [os.fsencode(a) for a in opts.args]
     envp = original_environment()

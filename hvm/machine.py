@@ -2,7 +2,8 @@
 
 The ROS partition is all a ROS vCPU can reach; HRT vCPUs reach all of memory. The VMM serves
 hypercalls itself and hands every other exit of a ROS vCPU to the guest OS that runs there (the ROS
-kernel model) through the `GuestOS` interface. One host thread runs every vCPU in a fixed order.
+kernel model) through the `GuestOS` interface. One host thread runs every vCPU in a fixed order:
+the ROS vCPUs (`--ros-cpus`), then the HRT vCPUs with work.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class GuestOS(Protocol):
     exit_status: int
     idle: bool                                  # nothing to run on its vCPU right now
 
-    def boot(self, vcpu: Vcpu) -> None: ...
+    def boot(self, vcpus: list[Vcpu]) -> None: ...
+    def ready(self, vcpu: Vcpu) -> bool: ...                    # before a run: anything to run on it?
     def on_syscall(self, vcpu: Vcpu) -> bool: ...
     def on_exception(self, vcpu: Vcpu, exit: Exit) -> bool: ...
     def on_exit(self, vcpu: Vcpu, exit: Exit) -> None: ...
@@ -48,12 +50,13 @@ class _Dispatch:
 class Machine:
     def __init__(self, mem_size: int, hrt_size: int = 0, hrt_cpus: int = 1, log=None, trace: bool = False,
                  stats: bool = False, console: bool = False, hrt_wp: bool = True,
-                 hrt_local: frozenset[str] = frozenset()):
+                 hrt_local: frozenset[str] = frozenset(), ros_cpus: int = 1):
         self.memory = GuestMemory(mem_size + hrt_size)
         self.ros = self.memory.add_partition("ros", 0, mem_size)
         self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
         self.trace = trace
         self.vcpus: list[Vcpu] = []
+        self.ros_cpus = ros_cpus
         self.hrt: Hrt | None = None
         self.debugger = None                  # a gdb stub (hvm.gdbstub.server.GdbServer), if any
         self._pending_calls: dict[int, Callable[[int], None]] = {}
@@ -218,10 +221,10 @@ class Machine:
     def run(self, guest: GuestOS) -> int:
         """Boot `guest` on a ROS vCPU and run every vCPU until the guest finishes; its exit status.
 
-        One host thread, a fixed order: the ROS vCPU until it blocks or its slice ends (the guest's
-        watchdog ends a slice only when another vCPU has work), then each HRT vCPU with work until
-        it waits, halts or forwards an event."""
-        vcpu = self.add_ros_vcpu(guest)
+        One host thread, a fixed order: each ROS vCPU with a thread to run, until it blocks or its
+        slice ends (the guest's watchdog ends a slice only when another vCPU has work), then each
+        HRT vCPU with work until it waits, halts or forwards an event."""
+        ros_vcpus = [self.add_ros_vcpu(guest) for _ in range(self.ros_cpus)]
         self.guest = guest
         guest.hvm_busy = lambda: bool(self.hrt and self.hrt.runnable)
         self.channels.notify_ros = guest.hvm_event
@@ -229,13 +232,15 @@ class Machine:
         if dbg is not None:
             dbg.start()                            # gdb attaches before the first instruction
         if not guest.finished:
-            guest.boot(vcpu)
+            guest.boot(ros_vcpus)
         stats = self.channels.stats
         clock = time.perf_counter_ns
         while not guest.finished:
             if dbg is not None:
                 dbg.poll()                         # gdb's Ctrl-C while the guest waits for events
-            if not guest.idle:
+            for vcpu in ros_vcpus:
+                if guest.finished or not guest.ready(vcpu):
+                    continue
                 t0 = clock()
                 exit = vcpu.run()
                 if dbg is None or not dbg.on_exit(vcpu, exit):     # a debugger's stop or a fault it shows
@@ -257,7 +262,7 @@ class Machine:
                         hrt.on_exit(cpu, exit)
                     stats.hrt_ns += clock() - t0
             if guest.idle and not guest.finished:
-                guest.reschedule(vcpu)             # waits for events when no vCPU has work
+                guest.reschedule(ros_vcpus[0])     # waits for events when no vCPU has work
         if dbg is not None:
             dbg.finish(guest.exit_status)
         return guest.exit_status

@@ -22,18 +22,20 @@ class RosDebugView:
     def __init__(self, kernel):
         self.k = kernel
 
-    def _live(self, t: Thread) -> bool:
-        """Whether t's registers are in the ROS vCPU right now."""
-        k = self.k
-        return t is k.current and t.entry is None and bool(k.vcpus)
+    @staticmethod
+    def _live(t: Thread) -> bool:
+        """Whether t's registers are in a ROS vCPU right now."""
+        return t.on_cpu is not None and t.on_cpu.vcpu is not None and t.entry is None
 
     def _thread(self, t: Thread) -> GuestThread:
         k = self.k
         proc = t.proc
         if self._live(t):
-            regs = LiveRegisters(k.vcpus[0])
-            ring = k.vcpus[0].cpl()
-            where = "vCPU 0" if t.state not in (BLOCKED, STOPPED) else self._state(t) + ", on vCPU 0"
+            vcpu = t.on_cpu.vcpu
+            regs = LiveRegisters(vcpu)
+            ring = vcpu.cpl()
+            on = f"vCPU {t.on_cpu.index}"
+            where = on if t.state not in (BLOCKED, STOPPED) else self._state(t) + ", on " + on
         elif t.entry is not None:
             rip, rsp = t.entry
 
@@ -75,9 +77,10 @@ class RosDebugView:
         return out
 
     def thread_on(self, vcpu: Vcpu) -> int | None:
-        if vcpu not in self.k.vcpus and self.k.vcpus:
+        cpu = self.k.cpu_of(vcpu)
+        if cpu is None:
             return None
-        t = self.k.current
+        t = cpu.current
         return t.tid if t is not None and t.state != DEAD else None
 
     def _find(self, tid: int) -> Thread | None:
@@ -94,9 +97,10 @@ class RosDebugView:
         return t.proc.mm.fault(va, PF_U | (PF_W if write else 0))
 
     def signal_for_exit(self, vcpu: Vcpu, exit: Exit) -> tuple[int, bytes] | None:
-        if vcpu not in self.k.vcpus:
+        cpu = self.k.cpu_of(vcpu)
+        if cpu is None:
             return None
-        t = self.k.current
+        t = cpu.current
         if t is None or t.state == DEAD or getattr(t, "oom", False):
             return None                       # (out of memory is a SIGKILL: no stop, as on Linux)
         if exit.kind in (ExitKind.SYSCALL, ExitKind.BUDGET, ExitKind.DEBUG):
@@ -108,9 +112,9 @@ class RosDebugView:
         t = self._find(tid)
         if t is not None:
             self.k.post_signal(t.proc, signals.SigInfo(signal, signals.SI_USER), thread=t)
-            if t is self.k.current and self.k.vcpus:
+            if t.on_cpu is not None and t.on_cpu.vcpu is not None:
                 # Delivered at the next reschedule: end the slice now (as a time slice would).
-                self.k.vcpus[0].preempt_requested = True
+                t.on_cpu.vcpu.preempt_requested = True
 
     def kill_all(self) -> None:
         k = self.k

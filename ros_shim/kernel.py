@@ -28,7 +28,7 @@ from .files import stdio_table
 from .mm import PF_I, PF_W, AddressSpace, TlbHooks
 from .paging import PTE_NX, PTE_P, PTE_W, FrameAllocator, OutOfMemory, PageTable
 from .process import BLOCKED, DEAD, RUNNABLE, STOPPED, Process, Thread, Wait
-from .sched import Scheduler, Watchdog, now_ns
+from .sched import RosCpu, Scheduler, Watchdog, now_ns
 from .signals import SigInfo
 from .syscalls import hvmdev, table
 from .syscalls.table import BLOCK, NORETURN, TABLE
@@ -50,6 +50,7 @@ class KernelOptions:
     seed: int = 0x6D76656D75                # AT_RANDOM and getrandom: deterministic by default
     uname_release: str = "6.1.0-mvemu"
     hostname: str = "mvemu"
+    cpus: int = 1                           # ROS vCPUs (--ros-cpus)
 
 
 def _prot_str(prot: int) -> str:
@@ -65,19 +66,17 @@ class RosKernel:
         self.trace = self.opt.trace
         self.rng = random.Random(self.opt.seed)
         self.frames = FrameAllocator(memory, partition.base, partition.end)
-        self.vcpus: list[Vcpu] = []
+        self.vcpus: list[Vcpu] = []             # the ROS vCPUs, booted
         self.tlb = TlbHooks(flush_tlb=self._flush_tlbs, flush_code=self._flush_code, released=self._released)
         self.hvm_mm: AddressSpace | None = None     # the address space merged into the HRT
         self.hvm_waiters: dict[int, Thread] = {}    # event channel -> the partner waiting on it
         self._lend_wants: dict = {}                  # lend_cpu's others_want -> the watchdog's test
+        self._cpu_of: dict[Vcpu, RosCpu] = {}
         self.processes: dict[int, Process] = {}
         self.sched = Scheduler()
         from .files import PIPE_EVENTS
         PIPE_EVENTS.notify = self.sched.wake_fd
-        self.current: Thread | None = None
-        self.need_resched = False
-        self.slice_over = False
-        self.idle = False                       # no runnable thread: the machine runs other vCPUs
+        self.cpus: list[RosCpu] = []            # one per ROS vCPU (made with the kernel pages)
         self.hvm_busy = lambda: False           # set by the machine: do other vCPUs have work?
         self.hypercall = None                   # set by the machine: the VMM's ROS hypercall entry
         self.next_pid = FIRST_PID
@@ -90,23 +89,49 @@ class RosKernel:
         self.watchdog: Watchdog | None = None
         self.kicked = False                     # kick(): leave a wait in reschedule
         self.waiting = False                    # reschedule is (about to be) waiting for events
-        self._kernel_pml4e = self._build_kernel_pages()
+        self._kernel_pml4e = self._build_kernel_pages(self.opt.cpus)
+        self.cpu = self.cpus[0]                 # the vCPU whose thread runs (or is being handled) now
         self.zero_page = self.frames.alloc()        # the shared zero page (never freed)
 
+    # Where the thread that made a system call, or that the kernel handles now, lives: on `self.cpu`.
+    @property
+    def current(self) -> Thread | None:
+        return self.cpu.current
+
+    @current.setter
+    def current(self, t: Thread | None) -> None:
+        self.cpu.current = t
+
+    @property
+    def need_resched(self) -> bool:
+        return self.cpu.need_resched
+
+    @need_resched.setter
+    def need_resched(self, value: bool) -> None:
+        self.cpu.need_resched = value
+
+    @property
+    def idle(self) -> bool:
+        """No ROS vCPU has a thread to run: the machine runs HRT vCPUs or waits (reschedule)."""
+        return all(c.idle for c in self.cpus)
+
     # -- kernel half of every address space -------------------------------------------------------
-    def _build_kernel_pages(self) -> int:
-        """GDT, ring-3 entry trampoline and a kernel stack, mapped supervisor-only in PML4 slot 511."""
+    def _build_kernel_pages(self, ncpus: int) -> int:
+        """GDT, ring-3 entry trampoline and a kernel stack per vCPU, mapped supervisor-only in PML4
+        slot 511; makes `self.cpus`."""
         scratch = PageTable(self.mem, self.frames)
-        gdt, tramp, kstack = (self.frames.alloc() for _ in range(3))
+        gdt, tramp = (self.frames.alloc() for _ in range(2))
         descriptors = [0, 0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF,   # null, -, kernel CS 0x10, DS 0x18
                        0x00CFFA000000FFFF, 0x00CFF2000000FFFF, 0x00AFFA000000FFFF]  # user32 CS, user DS, user CS
         self.mem.write(gdt, struct.pack(f"<{len(descriptors)}Q", *descriptors))
         self.gdt_limit = 8 * len(descriptors) - 1
         self.mem.write(tramp, b"\x48\xcf")                   # iretq
-        self.kstack_pa = kstack
         scratch.set_pte(layout.KERNEL_GDT, gdt | PTE_P | PTE_W | PTE_NX)
         scratch.set_pte(layout.KERNEL_TRAMPOLINE, tramp | PTE_P)
-        scratch.set_pte(layout.KERNEL_STACK_TOP - PAGE_SIZE, kstack | PTE_P | PTE_W | PTE_NX)
+        for i in range(ncpus):
+            kstack, top = self.frames.alloc(), layout.kernel_stack_top(i)
+            scratch.set_pte(top - PAGE_SIZE, kstack | PTE_P | PTE_W | PTE_NX)
+            self.cpus.append(RosCpu(i, kstack, top))
         return self.mem.read_u64(scratch.pml4 + 8 * 511)
 
     # -- vCPUs ------------------------------------------------------------------------------------
@@ -165,9 +190,18 @@ class RosKernel:
             except BlockingIOError:
                 pass
 
+    def cpu_of(self, vcpu: Vcpu) -> RosCpu | None:
+        """The ROS vCPU `vcpu` is (None for a vCPU that is not the ROS's, an HRT vCPU)."""
+        return self._cpu_of.get(vcpu)
+
     def wants_cpu(self) -> bool:
         """For the watchdog: should the running thread give up the CPU at the end of its slice?"""
-        return self.hvm_busy() or self._has_work()
+        return self.hvm_busy() or self._has_work() or self._others_busy()
+
+    def _others_busy(self) -> bool:
+        """Another ROS vCPU has a thread to run (it needs the host thread too)."""
+        cur = self.cpu
+        return any(not c.idle for c in self.cpus if c is not cur)
 
     def _has_work(self) -> bool:
         """A thread waits to run, a host signal to be forwarded, or a timer is due."""
@@ -207,7 +241,8 @@ class RosKernel:
         self.init = proc
         self.fg_pgrp = proc.pgid            # the terminal's foreground process group
         self.exec_image(thread, image, argv, envp, path.encode())
-        self.current = thread
+        self.cpu = self.cpus[0]
+        self.current, thread.on_cpu = thread, self.cpu
         return proc
 
     def alloc_pid(self) -> int:
@@ -227,31 +262,39 @@ class RosKernel:
         t.entry = (loaded.entry, sp)
 
     # -- the GuestOS interface --------------------------------------------------------------------
-    def boot(self, vcpu: Vcpu) -> None:
-        """Put `vcpu` in the ROS kernel's CPU state (ring 0) and enter the first thread in ring 3."""
-        self.vcpus.append(vcpu)
-        vcpu.set_gdtr(layout.KERNEL_GDT, self.gdt_limit)
-        vcpu.set_reg("cr3", self.current.proc.mm.cr3)
-        vcpu.set_reg("cr4", 0x20 | 0x200 | 0x400)          # PAE | OSFXSR | OSXMMEXCPT
-        vcpu.set_msr(0xC000_0080, 0xD01)                  # EFER: SCE | LME | LMA | NXE
-        vcpu.set_reg("cr0", 0x8005_0033)                  # PG | AM | WP | NE | ET | MP | PE
-        vcpu.set_reg("cs", layout.KERNEL_CS)
-        vcpu.set_reg("ss", layout.KERNEL_DS)
-        self.kernel_ctx = vcpu.save_context()             # ring 0: where every fresh entry starts
+    def boot(self, vcpus: list[Vcpu]) -> None:
+        """Put each ROS vCPU in the ROS kernel's CPU state (ring 0), then enter the first thread in
+        ring 3 on the first one; the others are idle until a thread is runnable for them."""
+        if len(vcpus) != len(self.cpus):
+            raise ValueError(f"the ROS kernel was built for {len(self.cpus)} vCPUs, not {len(vcpus)}")
+        for vcpu, cpu in zip(vcpus, self.cpus):
+            self.vcpus.append(vcpu)
+            cpu.vcpu = vcpu
+            self._cpu_of[vcpu] = cpu
+            vcpu.set_gdtr(layout.KERNEL_GDT, self.gdt_limit)
+            vcpu.set_reg("cr3", self.init.mm.cr3)
+            vcpu.set_reg("cr4", 0x20 | 0x200 | 0x400)          # PAE | OSFXSR | OSXMMEXCPT
+            vcpu.set_msr(0xC000_0080, 0xD01)                  # EFER: SCE | LME | LMA | NXE
+            vcpu.set_reg("cr0", 0x8005_0033)                  # PG | AM | WP | NE | ET | MP | PE
+            vcpu.set_reg("cs", layout.KERNEL_CS)
+            vcpu.set_reg("ss", layout.KERNEL_DS)
+        self.kernel_ctx = vcpus[0].save_context()         # ring 0: where every fresh entry starts
         self.watchdog = Watchdog(self)
         self._install_host_signal_handlers()
-        self._resume(vcpu, self.current)
+        self.cpu = self.cpus[0]
+        self._resume(self.cpu, self.current)
 
-    def _enter_user(self, vcpu: Vcpu, t: Thread) -> None:
+    def _enter_user(self, cpu: RosCpu, t: Thread) -> None:
         """Start `t` at its ELF entry in ring 3: through the `iretq` trampoline, as a kernel would."""
+        vcpu = cpu.vcpu
         entry, sp = t.entry
         t.entry = None
         vcpu.restore_context(self.kernel_ctx)
         vcpu.set_reg("cr3", t.proc.mm.cr3)
         vcpu.flush_tlb()
         frame = struct.pack("<5Q", entry, layout.USER_CS, 0x202, sp, layout.USER_DS)
-        self.mem.write(self.kstack_pa + PAGE_SIZE - len(frame), frame)
-        vcpu.set_regs({"rsp": layout.KERNEL_STACK_TOP - len(frame), "rip": layout.KERNEL_TRAMPOLINE,
+        self.mem.write(cpu.kstack_pa + PAGE_SIZE - len(frame), frame)
+        vcpu.set_regs({"rsp": cpu.kstack_top - len(frame), "rip": layout.KERNEL_TRAMPOLINE,
                        "rflags": 0x2, "fs_base": 0, "gs_base": 0})
         for r in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12",
                   "r13", "r14", "r15"):
@@ -262,7 +305,8 @@ class RosKernel:
         """The hot path: one register-file read, one table lookup, one register write."""
         nr, a0, a1, a2, a3, a4, a5 = vcpu.syscall_args()
         entry = TABLE.get(nr)
-        t = self.current
+        cpu = self.cpu
+        t = cpu.current
         try:
             ret = entry.fn(self, t, a0, a1, a2, a3, a4, a5) if entry is not None else self._nosys(nr)
         except OutOfMemory:
@@ -273,15 +317,15 @@ class RosKernel:
             t.wait.nr = nr
             if self.trace:
                 t.wait.args = (a0, a1, a2, a3, a4, a5)
-            self.need_resched = True
+            cpu.need_resched = True
             return False
         if ret is NORETURN:
-            self.need_resched = True
+            cpu.need_resched = True
             return False
         vcpu.set_rax(ret)
-        if self.need_resched or (isinstance(ret, int) and -520 < ret < -500):
+        if cpu.need_resched or (isinstance(ret, int) and -520 < ret < -500):
             t.restart_nr = nr
-            self.need_resched = True
+            cpu.need_resched = True
             return False
         return True
 
@@ -311,7 +355,8 @@ class RosKernel:
 
     def on_exit(self, vcpu: Vcpu, exit: Exit) -> None:
         """An exit that stopped the vCPU: turn faults into signals, then decide who runs next."""
-        t = self.current
+        cpu = self.cpu = self._cpu_of[vcpu]
+        t = cpu.current
         kind = exit.kind
         if kind is ExitKind.SYSCALL:
             if t is not None and t.state == BLOCKED:
@@ -325,13 +370,13 @@ class RosKernel:
                     self.force_signal(t, SigInfo(signals.SIGSEGV, signals.SI_KERNEL))
         elif kind is ExitKind.BUDGET:
             if vcpu.cpl() == 0:
-                # Stopped on the way into ring 3 (the iretq trampoline, whose frame sits on the one
-                # shared kernel stack): entering user mode is not preemptible.
+                # Stopped on the way into ring 3 (the iretq trampoline, whose frame sits on the
+                # vCPU's kernel stack): entering user mode is not preemptible.
                 return
-            self.slice_over = True
+            cpu.slice_over = True
         else:
             self._fault_signal(vcpu, t, exit)
-        self.need_resched = False
+        cpu.need_resched = False
         self.reschedule(vcpu)
 
     def _fault_signal(self, vcpu: Vcpu, t: Thread, exit: Exit) -> None:
@@ -376,37 +421,65 @@ class RosKernel:
         return sig, code, addr, what
 
     # -- scheduling -------------------------------------------------------------------------------
+    def ready(self, vcpu: Vcpu) -> bool:
+        """Before the machine runs a ROS vCPU: settle what it must do first (a switch, a signal to
+        deliver, a thread to take from the run queue). False: it has nothing to run."""
+        cpu = self._cpu_of[vcpu]
+        self.cpu = cpu
+        t = cpu.current
+        if cpu.idle and not self.sched.runq:
+            return False
+        if not cpu.idle and t is not None and t.state == RUNNABLE and (
+                not cpu.need_resched or t.entry is None and vcpu.cpl() == 0):
+            # Its thread goes on (one stopped on its way into ring 3 first finishes the iretq).
+            vcpu.preempt_requested = False
+            self.watchdog.lend(vcpu, None)
+            return True
+        cpu.need_resched = False
+        self.reschedule(vcpu)
+        return not cpu.idle
+
     def reschedule(self, vcpu: Vcpu) -> None:
-        """Pick the thread to run next and make the vCPU hold its state (or finish the machine)."""
+        """Pick the thread to run next on `vcpu` and make it hold that thread's state; when no vCPU
+        has anything to run, wait for events here (or finish the machine)."""
+        cpu = self._cpu_of[vcpu]
+        self.cpu = cpu
         while not self.finished:
             if self.host_signals:
                 self._forward_host_signals()
             self._check_timers()
             if self.sched.external_waits:
                 self.sched.poll_events(0, -1)
-            t = self.current
+            t = cpu.current
             if t is not None and t.state == RUNNABLE:
-                if self.slice_over and self.sched.runq:
-                    self.slice_over = False
-                    self._switch(vcpu, self.sched.pick())
+                if cpu.slice_over and self.sched.runq and not self._idle_elsewhere(cpu):
+                    cpu.slice_over = False
+                    self._switch(cpu, self.sched.pick())
                     continue
+                self.sched.dequeue(t)           # (woken while the vCPU still held it)
                 if t.wait is not None and t.wait.result is not None:
                     self._complete_blocked_call(vcpu, t)
                 if self._deliver_signals(vcpu, t) and t.state == RUNNABLE:
-                    self._resume(vcpu, t)
+                    if t.wait is not None and (t.pending | t.proc.pending) & ~(t.sigmask & ~signals.UNBLOCKABLE):
+                        # Its woken call re-runs first; the signal is delivered on that call's
+                        # way out, so the call must leave the fast path.
+                        cpu.need_resched = True
+                    self._resume(cpu, t)
                     return
                 continue
             nxt = self.sched.pick()
             if nxt is not None:
-                self._switch(vcpu, nxt)
+                self._switch(cpu, nxt)
                 continue
             if not any(th.state in (RUNNABLE, BLOCKED, STOPPED) for p in self.processes.values()
                        for th in p.threads):
                 self.finished = True
                 return
+            cpu.idle = True
+            if self._others_busy():
+                return                            # other ROS vCPUs run; this one has nothing
             if self.hvm_busy():
                 # Nothing to run here, but HRT vCPUs have work: let the machine run them.
-                self.idle = True
                 self.watchdog.running = None
                 if self.sched.fd_waiters:         # (deadlines were just checked)
                     self.sched.poll_events(0, -1)
@@ -415,7 +488,6 @@ class RosKernel:
             if self.kicked:
                 # The VMM wants its run loop back (a debugger's stop): come back here afterwards.
                 self.kicked = self.waiting = False
-                self.idle = True
                 self.watchdog.running = None
                 return
             deadline = self.sched.next_deadline(self._next_itimer())
@@ -423,6 +495,10 @@ class RosKernel:
             self.watchdog.running = None
             self.sched.poll_events(timeout, self.watchdog.wakeup_r)
             self.waiting = False
+
+    def _idle_elsewhere(self, cpu: RosCpu) -> bool:
+        """Another ROS vCPU has nothing to run: it takes a queued thread without a switch here."""
+        return any(c.idle for c in self.cpus if c is not cpu)
 
     def _complete_blocked_call(self, vcpu: Vcpu, t: Thread) -> None:
         """`t` (its registers on the vCPU) was woken with its blocked call's result: return it,
@@ -433,25 +509,37 @@ class RosKernel:
         if self.trace:
             self.log_line(f"[pid {t.tid}] " + table.format_call(self, t, TABLE.get(w.nr), w.nr, w.args, w.result))
 
-    def _switch(self, vcpu: Vcpu, nxt: Thread) -> None:
-        old = self.current
-        if old is not None and old is not nxt and old.state != DEAD:
-            if old.entry is None:
+    def _switch(self, cpu: RosCpu, nxt: Thread) -> None:
+        """Make `cpu` hold `nxt`: save the thread it held (queued again if it can run), and take
+        `nxt`'s registers from its saved context, or from the idle vCPU that still holds them."""
+        vcpu = cpu.vcpu
+        old = cpu.current
+        if old is nxt:
+            return
+        if old is not None:
+            if old.state != DEAD and old.entry is None:
                 old.ctx = vcpu.save_context(old.ctx)
             if old.state == RUNNABLE:
                 self.sched.runq.append(old)
-        if nxt.entry is None and nxt is not old:
+            old.on_cpu = None
+        other = nxt.on_cpu
+        if other is not None:                   # it migrates: its registers leave that vCPU
+            if nxt.entry is None:
+                nxt.ctx = other.vcpu.save_context(nxt.ctx)
+            other.current = None
+        if nxt.entry is None:
             vcpu.restore_context(nxt.ctx)
             # A saved context cannot carry a CR3 change (writing CR3 into a context blob would run
             # the TLB flush on no CPU), so the address space is always loaded here.
             vcpu.set_reg("cr3", nxt.proc.mm.cr3)
-        self.current = nxt
+        cpu.current, nxt.on_cpu = nxt, cpu
 
-    def _resume(self, vcpu: Vcpu, t: Thread) -> None:
-        self.idle = False
+    def _resume(self, cpu: RosCpu, t: Thread) -> None:
+        cpu.idle = False
+        vcpu = cpu.vcpu
         vcpu.preempt_requested = False            # a new slice starts now
         if t.entry is not None:
-            self._enter_user(vcpu, t)
+            self._enter_user(cpu, t)
         self.watchdog.lend(vcpu, None)
 
     # -- blocking ---------------------------------------------------------------------------------
@@ -492,10 +580,11 @@ class RosKernel:
             if sig == signals.SIGKILL or not t.sigmask & signals.bit(sig):
                 if t.state == BLOCKED:
                     self.sched.wake(t, interrupted=True)
-                if t is self.current:
-                    # Signals are posted on the main host thread, from a hook or with the vCPU
-                    # stopped: leaving the fast path at the end of this exit is enough.
-                    self.need_resched = True
+                if t.on_cpu is not None:
+                    # Signals are posted on the main host thread, from a hook or with the vCPUs
+                    # stopped: leaving the fast path at the end of this exit, or rescheduling
+                    # before that vCPU runs again, is enough.
+                    t.on_cpu.need_resched = True
                 break
 
     def force_signal(self, t: Thread, info: SigInfo) -> None:

@@ -47,6 +47,7 @@ class Thread:
     proc: "Process"
     state: str = RUNNABLE
     ctx: object = None                  # saved vCPU state while off-CPU (a Unicorn context)
+    on_cpu: object = None               # the RosCpu whose vCPU holds its registers (then ctx is stale)
     entry: tuple[int, int] | None = None   # (rip, rsp): enter ring 3 fresh (after exec)
     wait: Wait | None = None
     sigmask: int = 0

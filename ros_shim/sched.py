@@ -1,7 +1,8 @@
-"""Scheduling of ROS threads on a vCPU, blocking and waking, and waiting for host events.
+"""Scheduling of ROS threads on the ROS vCPUs, blocking and waking, and waiting for host events.
 
-Deterministic by default: one host thread; a thread runs until it blocks, exits, is interrupted by
-a signal, or uses up its time slice. The time slice is enforced by a watchdog host thread that stops
+Deterministic by default: one host thread runs every vCPU in turn; a thread runs until it blocks,
+exits, is interrupted by a signal, or uses up its time slice. Runnable threads wait in one run queue
+that every ROS vCPU takes from (`--ros-cpus N`); a thread can migrate from one vCPU to another. The time slice is enforced by a watchdog host thread that stops
 the vCPU (an asynchronous `emu_stop`) only when another thread is runnable or a timer is due, so a
 program that spins can never hang the machine and a lone thread costs nothing. The watchdog also
 watches the wakeup fd of host signals (Ctrl-C), so they reach the guest even while it computes.
@@ -22,6 +23,23 @@ QUANTUM_S = 0.01
 
 def now_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+class RosCpu:
+    """One ROS vCPU as the ROS kernel sees it: which thread it holds and what it must do next."""
+
+    def __init__(self, index: int, kstack_pa: int, kstack_top: int):
+        self.index = index
+        self.vcpu = None                  # the hvm Vcpu, once booted
+        self.current: Thread | None = None    # the thread whose registers the vCPU holds
+        self.need_resched = False         # leave the fast path: switch, deliver a signal, ...
+        self.slice_over = False           # its thread used up its slice: switch if others wait
+        self.idle = True                  # nothing to run on it
+        self.kstack_pa = kstack_pa        # its kernel stack (the ring-3 entry frame lives there)
+        self.kstack_top = kstack_top
+
+    def __repr__(self) -> str:
+        return f"<RosCpu {self.index} {'idle' if self.idle else self.current}>"
 
 
 class Scheduler:
@@ -82,6 +100,11 @@ class Scheduler:
 
     def remove(self, t: Thread) -> None:
         self._unblock(t)
+        if t in self.runq:
+            self.runq.remove(t)
+
+    def dequeue(self, t: Thread) -> None:
+        """`t` runs (again) on the vCPU that holds it: it no longer waits in the run queue."""
         if t in self.runq:
             self.runq.remove(t)
 

@@ -111,7 +111,7 @@ def sys_uname(k, t, buf, *_):
 
 @syscall("arch_prctl", "x,x")
 def sys_arch_prctl(k, t, code, addr, *_):
-    vcpu = k.vcpus[0]
+    vcpu = k.cpu.vcpu
     if code == ARCH_SET_FS:
         if addr >= 1 << 47:
             return -errno.EPERM
@@ -211,12 +211,23 @@ def sys_setrlimit(k, t, resource, new, *_):
 def sys_sched_getaffinity(k, t, pid, size, mask, *_):
     if i32(pid) not in (0, t.tid, t.proc.pid):
         return -errno.ESRCH
-    ncpu = max(1, len(k.vcpus))
+    ncpu = len(k.cpus)
     nbytes = 8 * ((ncpu + 63) // 64)
     if size < nbytes or size & 7:
         return -errno.EINVAL
     bits = (1 << ncpu) - 1
     return nbytes if t.proc.mm.write(mask, bits.to_bytes(nbytes, "little")) else -errno.EFAULT
+
+
+@syscall("getcpu", "x,x,x")
+def sys_getcpu(k, t, cpu, node, _tcache, *_):
+    """The ROS vCPU the thread runs on (all in NUMA node 0)."""
+    mm = t.proc.mm
+    if cpu and not mm.write(cpu, struct.pack("<I", k.cpu.index)):
+        return -errno.EFAULT
+    if node and not mm.write(node, b"\0\0\0\0"):
+        return -errno.EFAULT
+    return 0
 
 
 @syscall("getrandom", "x,u,x")

@@ -116,7 +116,7 @@ def sys_rt_sigsuspend(k, t, mask_ptr, size, *_):
 def sys_sigaltstack(k, t, ss, old, *_):
     mm = t.proc.mm
     cur_sp, cur_flags, cur_size = t.altstack
-    rsp = k.vcpus[0].reg("rsp")
+    rsp = k.cpu.vcpu.reg("rsp")
     on = cur_size and cur_sp <= rsp < cur_sp + cur_size
     if old and not mm.write(old, struct.pack("<QiiQ", cur_sp, signals.SS_ONSTACK if on else cur_flags, 0, cur_size)):
         return -errno.EFAULT

@@ -40,8 +40,8 @@ def sys_exit_group(k, t, code, *_):
 @syscall("sched_yield")
 def sys_sched_yield(k, t, *_):
     if k.sched.runq:
-        k.slice_over = True
-        k.need_resched = True
+        k.cpu.slice_over = True
+        k.cpu.need_resched = True
     return 0
 
 
@@ -51,7 +51,7 @@ def do_clone(k, t, flags, stack, ptid, ctid, tls, exit_signal):
         return -errno.EINVAL
     if flags & (CLONE_NEWNS | 0x7C00_0000) & ~CLONE_IO & ~CLONE_UNTRACED & ~CLONE_CHILD_SETTID:
         return -errno.EPERM                      # namespaces need privileges mvemu does not model
-    vcpu = k.vcpus[0]
+    vcpu = k.cpu.vcpu
     parent = t.proc
     ctx = vcpu.save_context()                    # the parent's state at the syscall instruction
     ctx.reg_write(x86.UC_X86_REG_RIP, vcpu.reg("rip") + 2)
