@@ -336,12 +336,33 @@ def sys_sendfile(k, t, out_fd, in_fd, offset_ptr, count, *_):
 
 
 # -- open/close/dup ----------------------------------------------------------------------------
+# The guest's CPUs are the ROS vCPUs, not the host's: glibc's get_nprocs() reads these.
+_CPU_LISTS = (b"/sys/devices/system/cpu/online", b"/sys/devices/system/cpu/possible",
+              b"/sys/devices/system/cpu/present")
+
+
+def _open_cpu_list(k, t, path: bytes, flags: int):
+    if flags & (os.O_WRONLY | os.O_RDWR | O_CREAT | O_TMPFILE | os.O_TRUNC):
+        return -errno.EACCES                      # sysfs files are read-only (0444)
+    n = len(k.cpus)
+    fd = os.memfd_create("mvemu-cpu-list", os.MFD_CLOEXEC)
+    os.write(fd, (b"0\n" if n == 1 else b"0-%d\n" % (n - 1)))
+    os.lseek(fd, 0, os.SEEK_SET)
+    r = t.proc.fds.install(OpenFile(fd, os.O_RDONLY, path.decode()),
+                           cloexec=bool(flags & O_CLOEXEC))
+    if r < 0:
+        os.close(fd)
+    return r
+
+
 def _openat(k, t, dfd, pathp, flags, mode):
     path = _path(t, pathp)
     if isinstance(path, int):
         return path
     if path == abi.ROS_DEVICE.encode():
         return hvmdev.open_device(k, t, i32(flags))
+    if path in _CPU_LISTS:
+        return _open_cpu_list(k, t, path, i32(flags))
     d = _dirfd(t, dfd)
     if d is None:
         return -errno.EBADF
