@@ -24,6 +24,7 @@ PROGRAMS = {
     "longpath": ((), None),
     "fpu_init": ((), None),
     "sigtrap": ((), None),
+    "eventfd": ((), None),
 }
 
 

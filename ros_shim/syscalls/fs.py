@@ -137,6 +137,8 @@ def sys_read(k, t, fd, buf, count, *_):
     f = _file(t, fd)
     if f is None or f.flags & O_ACCMODE == os.O_WRONLY and not f.path.startswith("<"):
         return -errno.EBADF
+    if f.path == EVENTFD and count < 8:
+        return -errno.EINVAL                      # (before any wait, as eventfd_read does)
     views = _io_views(t, buf, count, True)
     if views is None:
         return -errno.EFAULT
@@ -164,6 +166,8 @@ def sys_write(k, t, fd, buf, count, *_):
     views = _io_views(t, buf, count, False)
     if views is None:
         return -errno.EFAULT
+    if f.path == EVENTFD and (count < 8 or b"".join(views)[:8] == b"\xff" * 8):
+        return -errno.EINVAL                      # (before any wait, as eventfd_write does)
     return _write_views(k, t, f, views)
 
 
@@ -466,6 +470,33 @@ def sys_pipe2(k, t, fds_ptr, flags, *_):
         t.proc.fds.close(fr); t.proc.fds.close(fw)
         return -errno.EFAULT
     return 0
+
+
+EFD_SEMAPHORE = 1
+EVENTFD = "anon_inode:[eventfd]"
+
+
+@syscall("eventfd2", "u,x")
+def sys_eventfd2(k, t, initval, flags, *_):
+    """A host eventfd: its counter, semaphore mode and errors are the host kernel's. Like a guest
+    pipe it is non-blocking on the host and its own peer, so a read or write wakes its waiters."""
+    if flags & ~(O_CLOEXEC | os.O_NONBLOCK | EFD_SEMAPHORE):
+        return -errno.EINVAL
+    try:
+        fd = os.eventfd(initval & 0xFFFF_FFFF, O_CLOEXEC | os.O_NONBLOCK | (flags & EFD_SEMAPHORE))
+    except OSError as e:
+        return _oserr(e)
+    f = OpenFile(fd, os.O_RDWR | (flags & os.O_NONBLOCK), EVENTFD, own_nonblock=True)
+    f.peer = f
+    r = t.proc.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
+    if r < 0:
+        os.close(fd)
+    return r
+
+
+@syscall("eventfd", "u")
+def sys_eventfd(k, t, initval, *_):
+    return sys_eventfd2(k, t, initval, 0)
 
 
 @syscall("pipe", "x")
