@@ -32,8 +32,10 @@ def gdb(images) -> str:
 class Session:
     """One `mvemu run --gdb 0 PROG ARGS` and one `gdb -batch` attached to it."""
 
-    def __init__(self, gdb: str, prog, args=(), commands=(), *, interrupt_after: float | None = None, cwd=None):
-        self.mvemu = subprocess.Popen([sys.executable, "-m", "hvm", "run", "--gdb", "0", str(prog), *map(str, args)],
+    def __init__(self, gdb: str, prog, args=(), commands=(), *, interrupt_after: float | None = None, cwd=None,
+                 options=()):
+        self.mvemu = subprocess.Popen([sys.executable, "-m", "hvm", "run", "--gdb", "0", *options, str(prog),
+                                       *map(str, args)],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       env=dict(BASE_ENV), cwd=cwd)
         try:
@@ -142,6 +144,21 @@ def test_watchpoint_follows_the_page_through_fork_and_copy_on_write(gdb, tmp_pat
     assert re.search(r"\[Switching to Thread 1001\]\n\nThread 2 hit Hardware watchpoint 2: value\n\n"
                      r"Old value = 2\nNew value = 100", s.out), s
     assert s.status == 0 and s.stdout == "value 4\n", s
+
+
+def test_threads_on_two_ros_vcpus(gdb):
+    """With --ros-cpus 2 a stop on either vCPU stops the machine (all-stop): gdb steps the thread
+    that hit the breakpoint, lists every thread with the vCPU that holds it, and the run ends as
+    it would without gdb."""
+    s = Session(gdb, "guest_images/build/threads.glibc", cwd=REPO, options=("--ros-cpus", "2"), commands=[
+        "break barrier_sum", "continue", "next", "next", "info threads", "delete", "continue"])
+    out = s.out
+    assert re.search(r"Thread \d+ hit Breakpoint 1, barrier_sum \(arg=0x[0-3]\)", out), s
+    table = [ln for ln in lines_after(out, "  Id   Target Id")[1:] if re.match(r"^[* ] +\d+ +Thread ", ln)]
+    current = [ln for ln in table if ln.startswith("*")]
+    assert len(current) == 1 and re.search(r"Thread (\d+) \(ROS pid 1000 tid \1, ring 3, vCPU [01]\)\s+barrier_sum",
+                                           current[0]), s
+    assert s.status == 0 and "parallel sum 19999900000, tls ok" in s.stdout, s
 
 
 def test_info_threads_lists_every_ros_thread(gdb):
