@@ -456,14 +456,10 @@ class RosKernel:
                     cpu.slice_over = False
                     self._switch(cpu, self.sched.pick())
                     continue
-                self.sched.dequeue(t)           # (woken while the vCPU still held it)
+                self.sched.remove(t)            # (queued when woken while the vCPU still held it)
                 if t.wait is not None and t.wait.result is not None:
                     self._complete_blocked_call(vcpu, t)
-                if self._deliver_signals(vcpu, t) and t.state == RUNNABLE:
-                    if t.wait is not None and (t.pending | t.proc.pending) & ~(t.sigmask & ~signals.UNBLOCKABLE):
-                        # Its woken call re-runs first; the signal is delivered on that call's
-                        # way out, so the call must leave the fast path.
-                        cpu.need_resched = True
+                if self._deliver_signals(cpu, t) and t.state == RUNNABLE:
                     self._resume(cpu, t)
                     return
                 continue
@@ -597,18 +593,28 @@ class RosKernel:
         t.pending |= signals.bit(sig)
         t.siginfo[sig] = info
 
-    def _deliver_signals(self, vcpu: Vcpu, t: Thread) -> bool:
-        """Run the actions of t's deliverable pending signals. False if t stopped running."""
+    @staticmethod
+    def _deliverable(t: Thread) -> int:
+        """The pending signals (thread's and process's) that t's mask lets through, as a bitmask."""
+        return (t.pending | t.proc.pending) & ~(t.sigmask & ~signals.UNBLOCKABLE)
+
+    def _deliver_signals(self, cpu: RosCpu, t: Thread) -> bool:
+        """Run the actions of t's deliverable pending signals (t is on `cpu`). False if t stopped
+        running."""
+        vcpu = cpu.vcpu
         proc = t.proc
         if t.wait is not None:
             # t woke from a blocked syscall that has not re-run yet: it must first return its
-            # (interrupted) result, and delivery happens on that syscall's way out, as on Linux.
+            # (interrupted) result, and delivery happens on that syscall's way out, as on Linux;
+            # with a signal to deliver, that call must leave the fast path.
+            if self._deliverable(t):
+                cpu.need_resched = True
             return True
         rax = vcpu.reg("rax") if getattr(t, "restart_nr", None) is not None else 0
         restart_code = rax - (1 << 64) if rax >> 63 else rax
         delivered_handler = False
         while True:
-            ready = (t.pending | proc.pending) & ~(t.sigmask & ~signals.UNBLOCKABLE)
+            ready = self._deliverable(t)
             if not ready:
                 break
             sig = (ready & -ready).bit_length()

@@ -2,9 +2,10 @@
 
 Deterministic by default: one host thread runs every vCPU in turn; a thread runs until it blocks,
 exits, is interrupted by a signal, or uses up its time slice. Runnable threads wait in one run queue
-that every ROS vCPU takes from (`--ros-cpus N`); a thread can migrate from one vCPU to another. The time slice is enforced by a watchdog host thread that stops
-the vCPU (an asynchronous `emu_stop`) only when another thread is runnable or a timer is due, so a
-program that spins can never hang the machine and a lone thread costs nothing. The watchdog also
+that every ROS vCPU takes from (`--ros-cpus N`); a thread can migrate from one vCPU to another. The
+time slice is enforced by a watchdog host thread that stops the vCPU (an asynchronous `emu_stop`)
+only when another thread is runnable, another vCPU has work or a timer is due, so a program that
+spins can never hang the machine and a lone thread costs nothing. The watchdog also
 watches the wakeup fd of host signals (Ctrl-C), so they reach the guest even while it computes.
 """
 from __future__ import annotations
@@ -100,11 +101,6 @@ class Scheduler:
 
     def remove(self, t: Thread) -> None:
         self._unblock(t)
-        if t in self.runq:
-            self.runq.remove(t)
-
-    def dequeue(self, t: Thread) -> None:
-        """`t` runs (again) on the vCPU that holds it: it no longer waits in the run queue."""
         if t in self.runq:
             self.runq.remove(t)
 

@@ -166,7 +166,7 @@ def sys_write(k, t, fd, buf, count, *_):
     views = _io_views(t, buf, count, False)
     if views is None:
         return -errno.EFAULT
-    if f.path == EVENTFD and (count < 8 or b"".join(views)[:8] == b"\xff" * 8):
+    if f.path == EVENTFD and (count < 8 or t.proc.mm.read(buf, 8) == b"\xff" * 8):
         return -errno.EINVAL                      # (before any wait, as eventfd_write does)
     return _write_views(k, t, f, views)
 
