@@ -139,7 +139,7 @@ def test_a_forwarded_write_from_the_hrt_to_the_partner_and_back(gdb, hybridized)
                          r"0x[0-9a-f]+ in wait_for_interrupt \(\)", r) for r in rows), s
     assert re.search(r"^\$5 = 3\n\$6 = 1$", out, re.M), s          # ring 3; the event is a write (1)
     # finish: mv_forward_syscall issued it in the ROS and returns its result to the partner loop
-    assert re.search(r"in partner_run \(.*\) at split.c:\d+\n\d+\s+ev->result = mv_forward_syscall\(ev\);\n"
+    assert re.search(r"in partner_loop \(.*\) at split.c:\d+\n\d+\s+ev->result = mv_forward_syscall\(ev\);\n"
                      r"\$7 = 24\n", out), s
     # Back in the HRT right after its `syscall`, with the result, in ring 0.
     back = re.search(r"\[Switching to Thread 1\]\n\nThread 2 hit Temporary breakpoint \d+, "

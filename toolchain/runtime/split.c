@@ -15,12 +15,14 @@
  *               address in or breaks copy-on-write; an access the ROS refuses kills us with
  *               SIGSEGV, as the original access would have natively
  *   exception   raise the signal Linux would have sent for it
- *   thread exit main() returned (or called SYS_exit): hand its status to __libc_start_main */
+ *   thread exit main() returned: hand its status to __libc_start_main; it called SYS_exit (or
+ *               glibc's pthread_exit, which ends so): end this ROS thread with it */
 #include "split.h"
 #include "syscall.h"
 
 #define PROT_READ 1
 #define PROT_WRITE 2
+#define PROT_NONE 0
 #define MAP_PRIVATE 0x02
 #define MAP_ANONYMOUS 0x20
 #define MAP_NORESERVE 0x4000
@@ -84,37 +86,55 @@ static int thread_clone(const struct hvm_event *ev)
     return 0;
 }
 
-/* Start fn(a0, a1, a2) as a top-level HRT thread whose partner is the calling ROS thread: a stack
- * allocated here, this thread's FS base superposed (TLS, errno and stdio locks work unmodified),
- * a channel of its own. Then serve its events until it ends. Returns 0 with the thread's result
- * in *result (and *raw set if it ended with SYS_exit rather than by returning), or -1 if the HRT
- * did not take the thread (nothing was started). */
-static int partner_run(int fd, unsigned long fn, unsigned long a0, unsigned long a1,
-                       unsigned long a2, long *result, int *raw)
+/* One top-level HRT thread and its partner (the calling ROS thread). The partner serves the
+ * thread's events on a stack of its own, not on the ROS thread's stack: glibc ends a thread that
+ * calls pthread_exit (or is cancelled) by unwinding it and longjmp'ing to the buffer start_thread
+ * (or, for main, __libc_start_call_main) set up on the ROS thread's stack, and running their tail
+ * there. In the HRT thread that tail then runs on the partner's original stack, which the partner
+ * does not use meanwhile, and ends with SYS_exit: the partner then ends its ROS thread from its
+ * own stack, never returning to the frames the tail overwrote. One mapping holds both stacks:
+ *     [partner stack | guard page | HRT thread stack]                                           */
+#define PARTNER_STACK_SIZE (1UL << 20)      /* the partner loop, forwarded calls, signal handlers */
+#define GUARD_SIZE 4096UL
+#define STACKS_SIZE (PARTNER_STACK_SIZE + GUARD_SIZE + HRT_STACK_SIZE)
+
+struct partner {
+    int fd;
+    int own_fd;                             /* close fd when the thread's SYS_exit ends this one */
+    int exit_with_thread;                   /* the thread's SYS_exit ends this ROS thread too */
+    unsigned long fn, a0, a1, a2;
+    struct hvm_event *ev;
+    char *stacks;
+    long result;                            /* out: the thread's result */
+};
+
+static int partner_run(struct partner *p);
+
+/* The partner loop, on the partner's stack: take each event the HRT thread posts, perform it
+ * here and complete it, until the thread ends. Returns 0, or -1 if the HRT did not take the
+ * thread. Works on a copy of *p: p lives on the ROS thread's stack, which the thread's own exit
+ * path may overwrite. */
+static long partner_loop(void *arg)
 {
-    int done = -1;
-    struct hvm_event *ev = map_anon(4096, 0);
-    char *stack = map_anon(HRT_STACK_SIZE, MAP_NORESERVE | MAP_STACK);
-    if (!ev || !stack)
-        goto out;
-    ev->state = HVM_EVENT_FREE;             /* touch it: the HRT must never fault on the channel */
+    struct partner me = *(struct partner *)arg;
+    struct hvm_event *ev = me.ev;
     /* fn is entered as if called: the return address (the thread-exit trampoline) on top of a
      * 16-byte aligned stack. */
-    unsigned long *sp = (unsigned long *)(stack + HRT_STACK_SIZE);
+    unsigned long *sp = (unsigned long *)(me.stacks + STACKS_SIZE);
     *--sp = 0;
     *--sp = (unsigned long)mv_hrt_return;
     unsigned long fs_base = 0;
     raw_syscall3(SYS_arch_prctl, ARCH_GET_FS, (long)&fs_base, 0);
     struct hvm_ioc_thread th = {
-        .func = fn, .arg0 = a0, .arg1 = a1, .arg2 = a2, .stack = (unsigned long)sp,
+        .func = me.fn, .arg0 = me.a0, .arg1 = me.a1, .arg2 = me.a2, .stack = (unsigned long)sp,
         .fs_base = fs_base, .channel = (unsigned long)ev, .cpu = ~0UL,
     };
-    if (hvm_ioctl(fd, HVM_IOC_CREATE_THREAD, (long)&th) < 0)
-        goto out;
+    if (hvm_ioctl(me.fd, HVM_IOC_CREATE_THREAD, (long)&th) < 0)
+        return -1;
 
     unsigned long cmd = HVM_IOC_WAIT_EVENT;
     for (;;) {
-        long kind = hvm_ioctl(fd, cmd, (long)ev);
+        long kind = hvm_ioctl(me.fd, cmd, (long)ev);
         if (kind == -EINTR)
             continue;                       /* a signal handler ran here; wait on */
         if (kind < 0)
@@ -123,9 +143,8 @@ static int partner_run(int fd, unsigned long fn, unsigned long a0, unsigned long
         switch (kind) {
         case HVM_EVENT_SYSCALL:
             if (ev->nr == HVM_HRT_SYS_INVOKE) {         /* fn(arg) in another HRT thread */
-                long r;
-                int r_raw;
-                ev->result = partner_run(fd, ev->a0, ev->a1, 0, 0, &r, &r_raw) == 0 ? r : -ENOMEM;
+                struct partner inv = { .fd = me.fd, .fn = ev->a0, .a0 = ev->a1 };
+                ev->result = partner_run(&inv) == 0 ? inv.result : -ENOMEM;
                 break;
             }
             ev->child_ready = 0;
@@ -141,19 +160,45 @@ static int partner_run(int fd, unsigned long fn, unsigned long a0, unsigned long
             raw_syscall3(SYS_tgkill, raw_syscall3(SYS_getpid, 0, 0, 0),
                         raw_syscall3(SYS_gettid, 0, 0, 0), vector_signal(ev->vector));
             break;
-        case HVM_EVENT_THREAD_EXIT:
-            *result = (long)ev->result;
-            *raw = ev->a0 != 0;             /* SYS_exit: no atexit handlers, no thread clean-up */
-            done = 0;
-            goto out;
+        case HVM_EVENT_THREAD_EXIT: {
+            long result = (long)ev->result;
+            int raw = ev->a0 != 0;          /* SYS_exit: no atexit handlers, no thread clean-up */
+            if (raw && me.exit_with_thread) {
+                unmap(ev, 4096);
+                if (me.own_fd)
+                    sys_close(me.fd);
+                mv_unmap_and_exit(me.stacks, STACKS_SIZE, result);     /* does not return */
+            }
+            ((struct partner *)arg)->result = result;
+            return 0;
+        }
         default:
             ev->result = -38;               /* -ENOSYS: an event kind this runtime does not know */
         }
     }
+}
+
+/* Start p->fn(p->a0, p->a1, p->a2) as a top-level HRT thread whose partner is the calling ROS
+ * thread, with this thread's FS base superposed (TLS, errno and stdio locks work unmodified) and
+ * a channel of its own, and serve its events until it ends. Returns 0 with the thread's result in
+ * p->result, or -1 if nothing was started. If
+ * p->exit_with_thread, a thread that ends with SYS_exit ends this ROS thread too, with its status:
+ * then this does not return. */
+static int partner_run(struct partner *p)
+{
+    long done = -1;
+    p->ev = map_anon(4096, 0);
+    p->stacks = map_anon(STACKS_SIZE, MAP_NORESERVE | MAP_STACK);
+    if (!p->ev || !p->stacks)
+        goto out;
+    p->ev->state = HVM_EVENT_FREE;          /* touch it: the HRT must never fault on the channel */
+    if (raw_syscall3(SYS_mprotect, (long)p->stacks + PARTNER_STACK_SIZE, GUARD_SIZE, PROT_NONE) < 0)
+        goto out;
+    done = mv_call_on_stack(p, partner_loop, p->stacks + PARTNER_STACK_SIZE);
 out:
-    unmap(stack, HRT_STACK_SIZE);
-    unmap(ev, 4096);
-    return done;
+    unmap(p->stacks, STACKS_SIZE);
+    unmap(p->ev, 4096);
+    return (int)done;
 }
 
 int mv_split_main(int fd, const void *image, unsigned long image_len, mv_main_fn main,
@@ -168,16 +213,16 @@ int mv_split_main(int fd, const void *image, unsigned long image_len, mv_main_fn
         hvm_ioctl(fd, HVM_IOC_RESET, 0);
         return -1;
     }
-    long result;
-    int raw;
-    if (partner_run(fd, (unsigned long)main, (unsigned long)argc, (unsigned long)argv,
-                    (unsigned long)envp, &result, &raw) < 0) {
+    /* main's thread may end with SYS_exit (a raw exit, or glibc's pthread_exit in main when other
+     * threads remain): then so does this, the main ROS thread, as natively. */
+    struct partner p = { .fd = fd, .exit_with_thread = 1, .fn = (unsigned long)main,
+                         .a0 = (unsigned long)argc, .a1 = (unsigned long)argv,
+                         .a2 = (unsigned long)envp };
+    if (partner_run(&p) < 0) {
         hvm_ioctl(fd, HVM_IOC_RESET, 0);
         return -1;
     }
-    if (raw)                                /* main's thread called SYS_exit: end now */
-        raw_syscall3(SYS_exit_group, result, 0, 0);
-    *status = (int)result;
+    *status = (int)p.result;
     return 0;
 }
 
@@ -193,24 +238,22 @@ struct start_block {
 
 typedef int pthread_create_fn(void *t, const void *attr, void *(*start)(void *), void *arg);
 
-static void *mv_partner_start(void *p)
+static void *mv_partner_start(void *start)
 {
-    struct start_block *b = p;
+    struct start_block *b = start;
     unsigned long fn = b->fn, arg = b->arg;
     unmap(b, 4096);
-    long result;
-    int raw;
     int fd = sys_open(HVM_ROS_DEVICE, O_RDWR | O_CLOEXEC);
-    if (fd < 0 || partner_run(fd, fn, arg, 0, 0, &result, &raw) < 0) {
+    /* The HRT thread may end with SYS_exit (pthread_exit: glibc's after running start_thread's
+     * tail, musl's after its own clean-up): then so does this ROS thread. */
+    struct partner p = { .fd = fd, .own_fd = 1, .exit_with_thread = 1, .fn = fn, .a0 = arg };
+    if (fd < 0 || partner_run(&p) < 0) {
         if (fd >= 0)
             sys_close(fd);
         return ((void *(*)(void *))fn)((void *)arg);    /* no HRT thread to be had: run it here */
     }
     sys_close(fd);
-    if (raw)                                /* the HRT thread called SYS_exit: so does this one */
-        for (;;)
-            raw_syscall3(SYS_exit, result, 0, 0);
-    return (void *)result;
+    return (void *)p.result;
 }
 
 int mv_pthread_create(void *t, const void *attr, void *(*fn)(void *), void *arg, void *orig)

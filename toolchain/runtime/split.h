@@ -16,5 +16,8 @@ int mv_split_main(int hvm_fd, const void *image, unsigned long image_len, mv_mai
 /* split_asm.S */
 long mv_forward_syscall(struct hvm_event *ev);   /* issue the event's syscall here, in the ROS */
 extern char mv_hrt_return[];                     /* where main returns to in the HRT */
+long mv_call_on_stack(void *arg, long (*fn)(void *), void *stack_top);  /* fn(arg) on that stack */
+__attribute__((noreturn))
+void mv_unmap_and_exit(void *addr, unsigned long len, long status);    /* munmap, then SYS_exit */
 
 #endif

@@ -5,6 +5,8 @@
 #define SYS_fork    57
 #define SYS_vfork   58
 #define SYS_clone3  435
+#define SYS_munmap  11
+#define SYS_exit    60
 #define SYS_exit_group 231
 
 /* Every register but RBX, RAX and RSP from the record at RBX. */
@@ -111,3 +113,34 @@ mv_invoke_func:
     syscall
     ret
     .size mv_invoke_func, . - mv_invoke_func
+
+/* long mv_call_on_stack(void *arg, long (*fn)(void *), void *stack_top): fn(arg) with RSP at
+ * stack_top (16-byte aligned), then back on this stack with fn's result. */
+    .globl mv_call_on_stack
+    .hidden mv_call_on_stack
+    .type mv_call_on_stack, @function
+mv_call_on_stack:
+    pushq   %rbp
+    movq    %rsp, %rbp
+    movq    %rdx, %rsp
+    callq   *%rsi
+    movq    %rbp, %rsp
+    popq    %rbp
+    ret
+    .size mv_call_on_stack, . - mv_call_on_stack
+
+/* void mv_unmap_and_exit(void *addr, unsigned long len, long status): munmap [addr, addr+len),
+ * which may hold the stack this runs on, then end this thread with SYS_exit(status). Nothing
+ * touches memory after the munmap. */
+    .globl mv_unmap_and_exit
+    .hidden mv_unmap_and_exit
+    .type mv_unmap_and_exit, @function
+mv_unmap_and_exit:
+    movq    %rdx, %r12
+    movl    $SYS_munmap, %eax
+    syscall
+    movq    %r12, %rdi
+1:  movl    $SYS_exit, %eax
+    syscall
+    jmp     1b
+    .size mv_unmap_and_exit, . - mv_unmap_and_exit
