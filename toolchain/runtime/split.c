@@ -92,19 +92,20 @@ static int thread_clone(const struct hvm_event *ev)
  * (or, for main, __libc_start_call_main) set up on the ROS thread's stack, and running their tail
  * there. In the HRT thread that tail then runs on the partner's original stack, which the partner
  * does not use meanwhile, and ends with SYS_exit: the partner then ends its ROS thread from its
- * own stack, never returning to the frames the tail overwrote. One mapping holds both stacks:
- *     [partner stack | guard page | HRT thread stack]                                           */
+ * own stack, never returning to the frames the tail overwrote. One mapping holds the thread's
+ * channel and both stacks:
+ *     [partner stack | guard page | HRT thread stack | event record page]                       */
 #define PARTNER_STACK_SIZE (1UL << 20)      /* the partner loop, forwarded calls, signal handlers */
 #define GUARD_SIZE 4096UL
-#define STACKS_SIZE (PARTNER_STACK_SIZE + GUARD_SIZE + HRT_STACK_SIZE)
+#define HRT_STACK_TOP (PARTNER_STACK_SIZE + GUARD_SIZE + HRT_STACK_SIZE)
+#define THREAD_MAP_SIZE (HRT_STACK_TOP + 4096UL)
 
 struct partner {
     int fd;
     int own_fd;                             /* close fd when the thread's SYS_exit ends this one */
     int exit_with_thread;                   /* the thread's SYS_exit ends this ROS thread too */
     unsigned long fn, a0, a1, a2;
-    struct hvm_event *ev;
-    char *stacks;
+    char *map;                              /* the channel and the stacks (above) */
     long result;                            /* out: the thread's result */
 };
 
@@ -117,10 +118,10 @@ static int partner_run(struct partner *p);
 static long partner_loop(void *arg)
 {
     struct partner me = *(struct partner *)arg;
-    struct hvm_event *ev = me.ev;
+    struct hvm_event *ev = (struct hvm_event *)(me.map + HRT_STACK_TOP);
     /* fn is entered as if called: the return address (the thread-exit trampoline) on top of a
      * 16-byte aligned stack. */
-    unsigned long *sp = (unsigned long *)(me.stacks + STACKS_SIZE);
+    unsigned long *sp = (unsigned long *)(me.map + HRT_STACK_TOP);
     *--sp = 0;
     *--sp = (unsigned long)mv_hrt_return;
     unsigned long fs_base = 0;
@@ -164,10 +165,9 @@ static long partner_loop(void *arg)
             long result = (long)ev->result;
             int raw = ev->a0 != 0;          /* SYS_exit: no atexit handlers, no thread clean-up */
             if (raw && me.exit_with_thread) {
-                unmap(ev, 4096);
                 if (me.own_fd)
                     sys_close(me.fd);
-                mv_unmap_and_exit(me.stacks, STACKS_SIZE, result);     /* does not return */
+                mv_unmap_and_exit(me.map, THREAD_MAP_SIZE, result);     /* does not return */
             }
             ((struct partner *)arg)->result = result;
             return 0;
@@ -187,17 +187,14 @@ static long partner_loop(void *arg)
 static int partner_run(struct partner *p)
 {
     long done = -1;
-    p->ev = map_anon(4096, 0);
-    p->stacks = map_anon(STACKS_SIZE, MAP_NORESERVE | MAP_STACK);
-    if (!p->ev || !p->stacks)
-        goto out;
-    p->ev->state = HVM_EVENT_FREE;          /* touch it: the HRT must never fault on the channel */
-    if (raw_syscall3(SYS_mprotect, (long)p->stacks + PARTNER_STACK_SIZE, GUARD_SIZE, PROT_NONE) < 0)
-        goto out;
-    done = mv_call_on_stack(p, partner_loop, p->stacks + PARTNER_STACK_SIZE);
-out:
-    unmap(p->stacks, STACKS_SIZE);
-    unmap(p->ev, 4096);
+    p->map = map_anon(THREAD_MAP_SIZE, MAP_NORESERVE | MAP_STACK);
+    if (!p->map)
+        return -1;
+    struct hvm_event *ev = (struct hvm_event *)(p->map + HRT_STACK_TOP);
+    ev->state = HVM_EVENT_FREE;             /* touch it: the HRT must never fault on the channel */
+    if (raw_syscall3(SYS_mprotect, (long)p->map + PARTNER_STACK_SIZE, GUARD_SIZE, PROT_NONE) == 0)
+        done = mv_call_on_stack(p, partner_loop, p->map + PARTNER_STACK_SIZE);
+    unmap(p->map, THREAD_MAP_SIZE);
     return (int)done;
 }
 
