@@ -495,92 +495,132 @@ class HrtDispatch:
         """Deliver through the AeroKernel's IDT as the CPU would, or stop if it has none."""
         return deliver_exception(self.hrt, self.cpu.index, vcpu, exit)
 
-    def on_hypercall(self, vcpu: Vcpu, exit: Exit) -> bool:
-        hrt, cpu = self.hrt, self.cpu
-        if exit.port != abi.HVM_PORT or vcpu.cpl() != 0:
+    def on_hypercall(self, vcpu: Vcpu, port: int, _value: int) -> bool:
+        if port != abi.HVM_PORT or vcpu.cpl() != 0:
             return False
         nr, a0, a1, a2, a3 = vcpu.hypercall_args()
-        if nr == _HC_POST_EVENT:                  # once per forwarded event: first
-            hrt.channels.posted(cpu.index, a0, hrt.cr3)
-            result = 0
-            if a2 & abi.POST_WAIT:
-                # The poster waits at once: as WAIT_EVENT; with no work it halts until the completion.
-                result = hrt._take_work(cpu, a3) if cpu.work else 0
-                cpu.halt_wait = 0 if result else a0
+        handler = _HRT_HYPERCALLS.get(nr)
+        if handler is None:
+            if nr in _NAMES:                      # a ROS-side hypercall
+                self.hrt._t(f"HRT vCPU {self.cpu.index}: hypercall {_NAMES[nr]} refused: ROS-only (-EPERM)")
+                vcpu.set_rax(-errno.EPERM)
+            else:
+                vcpu.set_rax(-errno.ENOSYS)
+            return True
+        result = handler(self, vcpu, a0, a1, a2, a3)
+        if result is not None:                    # None: the handler set RAX and traced itself
+            if self.hrt.trace and nr not in _QUIET:
+                self.hrt._t(f"HRT vCPU {self.cpu.index}: hypercall {_NAMES[nr]}({a0:#x}, {a1:#x}) = {result}")
             vcpu.set_rax(result)
-            return True
-        entry = abi.HYPERCALLS.get(_NAMES.get(nr, ""))
-        if entry is None:
-            vcpu.set_rax(-errno.ENOSYS)
-            return True
-        if entry[1] == "ros":
-            hrt._t(f"HRT vCPU {cpu.index}: hypercall {_NAMES[nr]} refused: ROS-only (-EPERM)")
-            vcpu.set_rax(-errno.EPERM)
-            return True
-        name = _NAMES[nr]
-        result = 0
-        if name == "CONSOLE_WRITE":
-            try:
-                data = pagewalk.read(hrt.mem, vcpu.reg("cr3"), a0, min(a1, 1 << 16))
-            except pagewalk.PageFault:
-                result = -errno.EFAULT
-            else:
-                hrt.console += data
-                while b"\n" in hrt.console:
-                    line, _, rest = bytes(hrt.console).partition(b"\n")
-                    hrt.console = bytearray(rest)
-                    hrt.console_line(line.decode(errors="replace"))
-                result = len(data)
-        elif name == "HRT_READY":
-            hrt._t(f"HRT vCPU {cpu.index}: AeroKernel ready")
-        elif name == "HRT_EXCEPTION":
-            hrt.exceptions.append((cpu.index, a0, a1, a2))
-            hrt._t(f"HRT vCPU {cpu.index}: exception {a0} at rip {a1:#x}, error code {a2:#x}, cr2 {a3:#x}")
-        elif name == "SELFTEST":
-            hrt.selftests[(cpu.index, a0)] = a1
-            hrt._t(f"HRT vCPU {cpu.index}: selftest {a0} {'passed' if a1 == 0 else f'FAILED ({a1:#x})'}")
-        elif name == "CALL_DONE":
-            hrt._t(f"HRT vCPU {cpu.index}: call done, result {a0:#x}")
-            if hrt.on_call_done is not None:
-                hrt.on_call_done(cpu, a0)
-        elif name == "WAIT_EVENT":
-            # The next work, or 0: the guest then halts (sti; hlt) and on_exit parks the vCPU.
-            cpu.halt_wait = 0                 # any thread waiting for an event now needs a WAKE
-            vcpu.set_rax(hrt._take_work(cpu, a1) if cpu.work else 0)
-            return True
-        elif name == "GET_STATE":
-            result = (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
-        elif name == "REMERGE":
-            if not hrt.merged:
-                result = -errno.ENOENT
-            else:
-                hrt.merge(hrt.merged_cr3, again=True)
-        elif name == "KICK":
-            if a0 >= len(hrt.cpus):
-                result = -errno.EINVAL
-            else:
-                hrt.kick(a0)
-        elif name == "LOCAL_CLOCK":
-            result = time.clock_gettime_ns(a0) if a0 in abi.LOCAL_CLOCKS else -errno.EINVAL
-        elif name == "LOCAL_WRITE":
-            result = hrt.console_write(vcpu, a0, a1, a2, a3)
-        elif name == "LOCAL_SYSCALL":
-            hrt.channels.local(cpu.index, a0, a1, a2, a3)
-        elif name == "NESTED_THREAD":
-            hrt.nested_thread(a0, a1, a2, a3)
-        elif name == "MERGE_DONE":
-            hrt._t(f"HRT vCPU {cpu.index}: merge acknowledged")
-        else:
-            result = -errno.ENOSYS
-        if hrt.trace and name not in _QUIET:
-            hrt._t(f"HRT vCPU {cpu.index}: hypercall {name}({a0:#x}, {a1:#x}) = {result}")
-        vcpu.set_rax(result)
         return True
+
+    # One method per hypercall the HRT side may issue (_HRT_HYPERCALLS): the result for RAX, or None
+    # when the method set RAX itself.
+    def _post_event(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int | None:
+        hrt, cpu = self.hrt, self.cpu                     # once per forwarded event: first
+        hrt.channels.posted(cpu.index, a0, hrt.cr3)
+        result = 0
+        if a2 & abi.POST_WAIT:
+            # The poster waits at once: as WAIT_EVENT; with no work it halts until the completion.
+            result = hrt._take_work(cpu, a3) if cpu.work else 0
+            cpu.halt_wait = 0 if result else a0
+        vcpu.set_rax(result)
+        return None
+
+    def _get_state(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        hrt = self.hrt
+        return (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
+
+    def _wait_event(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> None:
+        # The next work, or 0: the guest then halts (sti; hlt) and on_exit parks the vCPU.
+        cpu = self.cpu
+        cpu.halt_wait = 0                     # any thread waiting for an event now needs a WAKE
+        vcpu.set_rax(self.hrt._take_work(cpu, a1) if cpu.work else 0)
+        return None
+
+    def _console_write(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        hrt = self.hrt
+        try:
+            data = pagewalk.read(hrt.mem, vcpu.reg("cr3"), a0, min(a1, 1 << 16))
+        except pagewalk.PageFault:
+            return -errno.EFAULT
+        hrt.console += data
+        while b"\n" in hrt.console:
+            line, _, rest = bytes(hrt.console).partition(b"\n")
+            hrt.console = bytearray(rest)
+            hrt.console_line(line.decode(errors="replace"))
+        return len(data)
+
+    def _hrt_ready(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        self.hrt._t(f"HRT vCPU {self.cpu.index}: AeroKernel ready")
+        return 0
+
+    def _hrt_exception(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        self.hrt.exceptions.append((self.cpu.index, a0, a1, a2))
+        self.hrt._t(f"HRT vCPU {self.cpu.index}: exception {a0} at rip {a1:#x}, error code {a2:#x}, cr2 {a3:#x}")
+        return 0
+
+    def _selftest(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        self.hrt.selftests[(self.cpu.index, a0)] = a1
+        self.hrt._t(f"HRT vCPU {self.cpu.index}: selftest {a0} {'passed' if a1 == 0 else f'FAILED ({a1:#x})'}")
+        return 0
+
+    def _call_done(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        hrt = self.hrt
+        hrt._t(f"HRT vCPU {self.cpu.index}: call done, result {a0:#x}")
+        if hrt.on_call_done is not None:
+            hrt.on_call_done(self.cpu, a0)
+        return 0
+
+    def _remerge(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        hrt = self.hrt
+        if not hrt.merged:
+            return -errno.ENOENT
+        hrt.merge(hrt.merged_cr3, again=True)
+        return 0
+
+    def _kick(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        if a0 >= len(self.hrt.cpus):
+            return -errno.EINVAL
+        self.hrt.kick(a0)
+        return 0
+
+    def _local_clock(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        return time.clock_gettime_ns(a0) if a0 in abi.LOCAL_CLOCKS else -errno.EINVAL
+
+    def _local_write(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        return self.hrt.console_write(vcpu, a0, a1, a2, a3)
+
+    def _local_syscall(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        self.hrt.channels.local(self.cpu.index, a0, a1, a2, a3)
+        return 0
+
+    def _nested_thread(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        self.hrt.nested_thread(a0, a1, a2, a3)
+        return 0
+
+    def _merge_done(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        self.hrt._t(f"HRT vCPU {self.cpu.index}: merge acknowledged")
+        return 0
+
+    def _unsupported(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
+        return -errno.ENOSYS
 
 
 _NAMES = {number: name for name, number in abi.HC.items()}
 _QUIET = {"CONSOLE_WRITE", "KICK", "REMERGE", "LOCAL_CLOCK", "LOCAL_WRITE", "LOCAL_SYSCALL", "NESTED_THREAD"}
-_HC_POST_EVENT = abi.HC["POST_EVENT"]
+_HRT_HYPERCALLS = {abi.HC[name]: method for name, method in {
+    "POST_EVENT": HrtDispatch._post_event, "GET_STATE": HrtDispatch._get_state,
+    "WAIT_EVENT": HrtDispatch._wait_event, "CONSOLE_WRITE": HrtDispatch._console_write,
+    "HRT_READY": HrtDispatch._hrt_ready, "HRT_EXCEPTION": HrtDispatch._hrt_exception,
+    "SELFTEST": HrtDispatch._selftest, "CALL_DONE": HrtDispatch._call_done,
+    "REMERGE": HrtDispatch._remerge, "KICK": HrtDispatch._kick, "LOCAL_CLOCK": HrtDispatch._local_clock,
+    "LOCAL_WRITE": HrtDispatch._local_write, "LOCAL_SYSCALL": HrtDispatch._local_syscall,
+    "NESTED_THREAD": HrtDispatch._nested_thread, "MERGE_DONE": HrtDispatch._merge_done,
+}.items()}
+# HRT-side (or either-side) hypercalls mvemu does not implement answer -ENOSYS.
+_HRT_HYPERCALLS.update({number: HrtDispatch._unsupported for name, (number, side, _doc) in abi.HYPERCALLS.items()
+                        if side != "ros" and number not in _HRT_HYPERCALLS})
 
 
 def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:

@@ -76,7 +76,7 @@ class Machine:
         self.vcpus.append(vcpu)
         return vcpu
 
-    def on_port_io(self, vcpu: Vcpu, exit: Exit) -> bool:
+    def on_port_io(self, vcpu: Vcpu, port: int, value: int) -> bool:
         """`out` on a ROS vCPU. The ROS kernel's own hypercalls come through `ros_hypercall` (it is
         modelled in Python); a guest program in ring 3 doing port I/O gets #GP from the guest OS."""
         return False

@@ -132,7 +132,8 @@ class ExitHandler(Protocol):
 
     def on_syscall(self, vcpu: "Vcpu") -> bool: ...
     def on_exception(self, vcpu: "Vcpu", exit: Exit) -> bool: ...
-    def on_hypercall(self, vcpu: "Vcpu", exit: Exit) -> bool: ...
+    def on_hypercall(self, vcpu: "Vcpu", port: int, value: int) -> bool:
+        """`out` of `value` to `port`."""
 
 
 class GuestDebug(Protocol):
@@ -199,6 +200,16 @@ class Vcpu:
             if msrs is not None:
                 self._live_lstar = ctypes.c_uint64.from_address(msrs[0])
                 self._live_fmask = ctypes.c_uint64.from_address(msrs[1])
+        # The CS selector in place too (unicorn_quirks.cs_selector_offset), proven here with a
+        # write through the API (the engine is fresh: no segment is loaded yet).
+        cs_off = unicorn_quirks.cs_selector_offset() if addr else None
+        if cs_off is not None:
+            live_cs = ctypes.c_uint32.from_address(addr + cs_off)
+            self.uc.reg_write(x86.UC_X86_REG_CS, 0x1233)
+            if live_cs.value == 0x1233:
+                self._live_cs = live_cs
+                self.cpl = self._cpl_direct
+            self.uc.reg_write(x86.UC_X86_REG_CS, 0)
         # Preallocated buffers for the raw batch register read of syscall arguments.
         n = len(_SYSCALL_ARG_REGS)
         self._sc_ids = (ctypes.c_int * n)(*(REGS[r] for r in _SYSCALL_ARG_REGS))
@@ -322,9 +333,8 @@ class Vcpu:
         with self._in_hook:
             self.hook_calls += 1
             try:
-                exit = Exit(ExitKind.HYPERCALL, rip=self.reg("rip"), port=port, value=value)
-                if not self.handler.on_hypercall(self, exit):
-                    self.stop(exit)
+                if not self.handler.on_hypercall(self, port, value):
+                    self.stop(Exit(ExitKind.HYPERCALL, rip=self.reg("rip"), port=port, value=value))
             except BaseException as e:
                 self._fail(e)
 
@@ -548,6 +558,9 @@ class Vcpu:
 
     def cpl(self) -> int:
         return self.reg("cs") & 3
+
+    def _cpl_direct(self) -> int:
+        return self._live_cs.value & 3
 
     # -- the whole register state, for debuggers --------------------------------------------------
     def state(self, names) -> dict:

@@ -80,7 +80,7 @@ class Recorder:
         self.exceptions.append(exit)
         return bool(self.on_fault and self.on_fault(vcpu, exit))
 
-    def on_hypercall(self, vcpu, exit):
+    def on_hypercall(self, vcpu, port, value):
         return False
 
 

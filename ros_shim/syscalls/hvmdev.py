@@ -33,79 +33,106 @@ def open_device(k, t, flags: int) -> int:
 
 
 def ioctl(k, t, f, cmd: int, arg: int) -> int:
-    hc = abi.HC
-    mm = t.proc.mm
     if cmd == _IOC_COMPLETE_WAIT or cmd == _IOC_WAIT_EVENT:      # the partner's loop: first
-        return _channel_wait(k, t, mm, arg, complete=cmd == _IOC_COMPLETE_WAIT)
-    if cmd == IOC["INSTALL"]:
-        raw = mm.read(arg, 16)
+        return _channel_wait(k, t, t.proc.mm, arg, complete=cmd == _IOC_COMPLETE_WAIT)
+    handler = _IOCTLS.get(cmd)
+    return -errno.ENOTTY if handler is None else handler(k, t, cmd, arg)
+
+
+# One function per request (_IOCTLS): (kernel, thread, cmd, arg) -> the ioctl's result.
+def _install(k, t, cmd, arg):
+    mm = t.proc.mm
+    raw = mm.read(arg, 16)
+    if raw is None:
+        return -errno.EFAULT
+    addr, length = struct.unpack("<QQ", raw)
+    if not 0 < length <= MAX_IMAGE:
+        return -errno.EINVAL
+    image = mm.read(addr, length)
+    if image is None:
+        return -errno.EFAULT
+    return k.hypercall(_HC["INSTALL_IMAGE"], addr, length, data=image)
+
+
+def _boot(k, t, cmd, arg):
+    return k.hypercall(_HC["BOOT_HRT"])
+
+
+def _state(k, t, cmd, arg):
+    return k.hypercall(_HC_GET_STATE)
+
+
+def _reset(k, t, cmd, arg):
+    return k.hypercall(_HC["RESET_HRT"])
+
+
+def _merge(k, t, cmd, arg):
+    mm = t.proc.mm
+    if k.hvm_mm is not None and k.hvm_mm is not mm:
+        return -errno.EBUSY                          # another process runs in the HRT
+    r = k.hypercall(_HC["MERGE"], mm.cr3)
+    if r == 0:
+        k.hvm_mm = mm
+    return r
+
+
+def _create_thread(k, t, cmd, arg):
+    mm = t.proc.mm
+    if k.hvm_mm is not mm:
+        return -errno.EPERM                          # only the merged process has HRT threads
+    raw = mm.read(arg, 8 * len(abi.THREAD_IOC_FIELDS))
+    if raw is None:
+        return -errno.EFAULT
+    fields = struct.unpack(f"<{len(abi.THREAD_IOC_FIELDS)}Q", raw)
+    return k.hypercall(_HC["CREATE_THREAD"], t.tid, t.proc.pid, data=fields)
+
+
+def _invoke(k, t, cmd, arg):                         # asynchronous: queued, not waited for
+    raw = t.proc.mm.read(arg, 16)
+    if raw is None:
+        return -errno.EFAULT
+    func, farg = struct.unpack("<QQ", raw)
+    if func == 0:
+        return -errno.EINVAL
+    return k.hypercall(_HC["INVOKE_FUNC"], func, farg)
+
+
+def _invoke_sync(k, t, cmd, arg):                    # INVOKE_SYNC and SELFTEST: the caller blocks
+    mm = t.proc.mm
+    w = k.resume_wait(t, "hvm")
+    if w is not None:                                # re-run after the HRT reported the call done
+        if not w.woken:
+            return -errno.EINTR
+        result = w.data
+        if cmd == IOC["INVOKE_SYNC"] and not mm.write(arg + 16, struct.pack("<q", _signed(result))):
+            return -errno.EFAULT
+        return _signed(result) if cmd == IOC["SELFTEST"] else 0
+    if cmd == IOC["INVOKE_SYNC"]:
+        raw = mm.read(arg, 24)
         if raw is None:
             return -errno.EFAULT
-        addr, length = struct.unpack("<QQ", raw)
-        if not 0 < length <= MAX_IMAGE:
-            return -errno.EINVAL
-        image = mm.read(addr, length)
-        if image is None:
-            return -errno.EFAULT
-        return k.hypercall(hc["INSTALL_IMAGE"], addr, length, data=image)
-    if cmd == IOC["BOOT"]:
-        return k.hypercall(hc["BOOT_HRT"])
-    if cmd == IOC["STATE"]:
-        return k.hypercall(hc["GET_STATE"])
-    if cmd == IOC["RESET"]:
-        return k.hypercall(hc["RESET_HRT"])
-    if cmd == IOC["MERGE"]:
-        if k.hvm_mm is not None and k.hvm_mm is not mm:
-            return -errno.EBUSY                      # another process runs in the HRT
-        r = k.hypercall(hc["MERGE"], mm.cr3)
-        if r == 0:
-            k.hvm_mm = mm
-        return r
-    if cmd == IOC["CREATE_THREAD"]:
-        if k.hvm_mm is not mm:
-            return -errno.EPERM                      # only the merged process has HRT threads
-        raw = mm.read(arg, 8 * len(abi.THREAD_IOC_FIELDS))
-        if raw is None:
-            return -errno.EFAULT
-        fields = struct.unpack(f"<{len(abi.THREAD_IOC_FIELDS)}Q", raw)
-        return k.hypercall(hc["CREATE_THREAD"], t.tid, t.proc.pid, data=fields)
-    if cmd == IOC["INVOKE"]:                         # asynchronous: queued, not waited for
-        raw = mm.read(arg, 16)
-        if raw is None:
-            return -errno.EFAULT
-        func, farg = struct.unpack("<QQ", raw)
+        func, farg, _ = struct.unpack("<QQQ", raw)
         if func == 0:
             return -errno.EINVAL
-        return k.hypercall(hc["INVOKE_FUNC"], func, farg)
-    if cmd in (IOC["INVOKE_SYNC"], IOC["SELFTEST"]):
-        w = k.resume_wait(t, "hvm")
-        if w is not None:                            # re-run after the HRT reported the call done
-            if not w.woken:
-                return -errno.EINTR
-            result = w.data
-            if cmd == IOC["INVOKE_SYNC"] and not mm.write(arg + 16, struct.pack("<q", _signed(result))):
-                return -errno.EFAULT
-            return _signed(result) if cmd == IOC["SELFTEST"] else 0
-        if cmd == IOC["INVOKE_SYNC"]:
-            raw = mm.read(arg, 24)
-            if raw is None:
-                return -errno.EFAULT
-            func, farg, _ = struct.unpack("<QQQ", raw)
-            if func == 0:
-                return -errno.EINVAL
-        else:
-            func, farg = 0, 0                        # address 0: the AeroKernel's self-tests
-        wait = Wait("hvm")
+    else:
+        func, farg = 0, 0                            # address 0: the AeroKernel's self-tests
+    wait = Wait("hvm")
 
-        def done(result: int, t=t, wait=wait) -> None:
-            wait.data = result
-            k.sched.wake(t, woken=True)
+    def done(result: int, t=t, wait=wait) -> None:
+        wait.data = result
+        k.sched.wake(t, woken=True)
 
-        r = k.hypercall(hc["INVOKE_FUNC_SYNC"], func, farg, on_done=done)
-        if r is not None:
-            return r
-        return k.block(t, wait)
-    return -errno.ENOTTY
+    r = k.hypercall(_HC["INVOKE_FUNC_SYNC"], func, farg, on_done=done)
+    if r is not None:
+        return r
+    return k.block(t, wait)
+
+
+_HC = abi.HC
+_HC_GET_STATE = _HC["GET_STATE"]
+_IOCTLS = {IOC["INSTALL"]: _install, IOC["BOOT"]: _boot, IOC["STATE"]: _state, IOC["RESET"]: _reset,
+           IOC["MERGE"]: _merge, IOC["CREATE_THREAD"]: _create_thread, IOC["INVOKE"]: _invoke,
+           IOC["INVOKE_SYNC"]: _invoke_sync, IOC["SELFTEST"]: _invoke_sync}
 
 
 _STATE = abi.EVENT_STATE
