@@ -110,8 +110,12 @@ def _rw_mappings() -> list[tuple[int, int]]:
 
 
 def register_file_address(uc: Uc) -> int | None:
-    """Address of the live `regs[16]` + `eip` array of `uc`'s CPU, or None if it cannot be proven."""
-    import ctypes
+    """Address of the live `regs[16]` + `eip` array of `uc`'s CPU, or None if it cannot be proven.
+
+    The pattern also turns up in stale copies (the pattern's own bytes object, scan buffers, freed
+    memory of earlier engines), so every occurrence near a pointer of the handle is a candidate,
+    and the live one is the candidate that follows register writes through the API; only that one
+    is then written to (the proof the other way)."""
     from unicorn import x86_const as x86
     ids = [getattr(x86, f"UC_X86_REG_{n.upper()}") for n in GPR_ORDER]
     saved = [uc.reg_read(i) for i in ids]
@@ -120,6 +124,7 @@ def register_file_address(uc: Uc) -> int | None:
         uc.reg_write(i, v)
     pattern = struct.pack("<16Q", *pattern_values)
     found = None
+    ok = False
     try:
         maps = _rw_mappings()
         handle = uc._uch.value
@@ -127,6 +132,7 @@ def register_file_address(uc: Uc) -> int | None:
         if region is None:
             return None
         blob = ctypes.string_at(handle, min(0x4000, region[1] - handle))
+        candidates: dict[int, None] = {}
         for off in range(0, len(blob) - 8, 8):
             p = struct.unpack_from("<Q", blob, off)[0]
             span = next(((lo, hi) for lo, hi in maps if lo <= p < hi), None)
@@ -134,24 +140,27 @@ def register_file_address(uc: Uc) -> int | None:
                 continue
             data = ctypes.string_at(p, min(0x40000, span[1] - p))
             i = data.find(pattern)
-            if i >= 0 and i % 8 == 0:
-                found = p + i
+            while i >= 0:
+                if (p + i) % 8 == 0:
+                    candidates[p + i] = None
+                i = data.find(pattern, i + 1)
+        # API -> memory: only the live register file follows (reads only, for every candidate).
+        uc.reg_write(x86.UC_X86_REG_R11, 0x1234_5678_9ABC)
+        uc.reg_write(x86.UC_X86_REG_RIP, 0x4000_1000)
+        for c in candidates:
+            regs = (ctypes.c_uint64 * 17).from_address(c)
+            if regs[11] == 0x1234_5678_9ABC and regs[16] == 0x4000_1000 and regs[10] == pattern_values[10]:
+                found = c
                 break
+        if found is not None:
+            # memory -> API, on the one proven live.
+            regs = (ctypes.c_uint64 * 17).from_address(found)
+            regs[3] = 0x0BAD_CAFE
+            ok = uc.reg_read(x86.UC_X86_REG_RBX) == 0x0BAD_CAFE
     finally:
         for i, v in zip(ids, saved):
             uc.reg_write(i, v)
-    if found is None:
-        return None
-    # Prove it both ways, including eip right after the 16 GPRs.
-    regs = (ctypes.c_uint64 * 17).from_address(found)
-    uc.reg_write(x86.UC_X86_REG_R11, 0x1234_5678_9ABC)
-    uc.reg_write(x86.UC_X86_REG_RIP, 0x4000_1000)
-    ok = regs[11] == 0x1234_5678_9ABC and regs[16] == 0x4000_1000
-    regs[3] = 0x0BAD_CAFE
-    ok = ok and uc.reg_read(x86.UC_X86_REG_RBX) == 0x0BAD_CAFE
-    for i, v in zip(ids, saved):
-        uc.reg_write(i, v)
-    uc.reg_write(x86.UC_X86_REG_RIP, 0)
+        uc.reg_write(x86.UC_X86_REG_RIP, 0)
     return found if ok else None
 
 
