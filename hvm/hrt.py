@@ -158,6 +158,10 @@ class Hrt:
         self.console_tail = []
         self.show_console = True
 
+    def state_bits(self) -> int:
+        """GET_STATE's answer: bit 0 image installed, bit 1 booted, bit 2 merged."""
+        return (1 if self.image else 0) | (2 if self.booted else 0) | (4 if self.merged else 0)
+
     def _t(self, text: str) -> None:
         if self.trace:
             self.log(f"[hvm] {text}")
@@ -528,8 +532,7 @@ class HrtDispatch:
         return None
 
     def _get_state(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> int:
-        hrt = self.hrt
-        return (1 if hrt.image else 0) | (2 if hrt.booted else 0) | (4 if hrt.merged else 0)
+        return self.hrt.state_bits()
 
     def _wait_event(self, vcpu: Vcpu, a0: int, a1: int, a2: int, a3: int) -> None:
         # The next work, or 0: the guest then halts (sti; hlt) and on_exit parks the vCPU.

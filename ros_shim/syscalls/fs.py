@@ -586,15 +586,17 @@ def _job_control(k, t, f, cmd, arg):
 
 @syscall("ioctl", "fd,x,x")
 def sys_ioctl(k, t, fd, cmd, arg, *_):
-    fd, cmd = i32(fd), cmd & 0xFFFF_FFFF
-    f = t.proc.fds.get(fd)
-    if f is None:
+    cmd &= 0xFFFF_FFFF
+    e = t.proc.fds.entries.get(fd & 0xFFFF_FFFF)       # no entry has a negative number
+    if e is None:
         return -errno.EBADF
-    if cmd in (FIOCLEX, FIONCLEX):
-        t.proc.fds.entries[fd].cloexec = cmd == FIOCLEX
+    if cmd == FIOCLEX or cmd == FIONCLEX:
+        e.cloexec = cmd == FIOCLEX
         return 0
-    if f.device == "hvm":
+    f = e.file
+    if f.device == "hvm":                              # /dev/hvm: the partner loop's every event
         return hvmdev.ioctl(k, t, f, cmd, arg)
+    fd = i32(fd)
     if cmd in (TIOCGPGRP, TIOCSPGRP, TIOCGSID):
         return _job_control(k, t, f, cmd, arg)
     if cmd in _TTY_IOCTLS:
