@@ -25,6 +25,7 @@ PROGRAMS = {
     "fpu_init": ((), None),
     "sigtrap": ((), None),
     "eventfd": ((), None),
+    "madv_populate": ((), None),
 }
 
 

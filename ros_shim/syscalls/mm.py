@@ -14,6 +14,7 @@ MAP_SHARED_VALIDATE = 0x03
 MAP_TYPE = 0x0F
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 MADV_NORMAL, MADV_DONTNEED, MADV_FREE = 0, 4, 8
+MADV_POPULATE_READ, MADV_POPULATE_WRITE = 22, 23
 _KNOWN_MADV = {0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 100, 101}
 
 
@@ -134,6 +135,23 @@ def sys_madvise(k, t, addr, length, advice, *_):
         return -errno.ENOMEM
     if advice in (MADV_DONTNEED, MADV_FREE):
         mm.discard(addr, end)
+    elif advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE:
+        return _populate(mm, addr, end, advice == MADV_POPULATE_WRITE)
+    return 0
+
+
+def _populate(mm, start: int, end: int, write: bool) -> int:
+    """MADV_POPULATE_READ/WRITE (Linux 5.14): page the range in as a read (or write) access would,
+    breaking copy-on-write for a write, without changing its contents. EINVAL for a mapping the
+    access is not allowed on (PROT_NONE; a write to a read-only one), EFAULT where the access would
+    fault anyway (past the end of a file). The Multiverse partner replicates an HRT write fault
+    this way (docs/split.md)."""
+    for va in range(start, end, PAGE):
+        vma = mm.find(va)
+        if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) or write and not vma.prot & PROT_WRITE:
+            return -errno.EINVAL
+        if mm.user_page(va, write) is None:
+            return -errno.EFAULT
     return 0
 
 

@@ -31,6 +31,7 @@
 #define EINTR 4
 #define ENOMEM 12
 #define CLONE_VM 0x100
+#define MADV_POPULATE_WRITE 23
 
 #define HRT_STACK_SIZE (8UL << 20)          /* main()'s stack in the HRT: RLIMIT_STACK's default */
 
@@ -64,13 +65,21 @@ static int vector_signal(unsigned long vector)
     }
 }
 
+/* Replicate an HRT page fault here, so that the ROS pages the address in (or breaks copy-on-write).
+ * A write is replicated with MADV_POPULATE_WRITE: a write that leaves the byte as it is would read
+ * it first, and that read alone would map the zero page, which the write then replaces (two ROS
+ * faults and a TLB shootdown instead of one fault). If the ROS refuses (the access is not
+ * allowed), the access itself is made: it fails here as it would have natively (SIGSEGV). */
 static void replicate_access(unsigned long addr, unsigned long error)
 {
     volatile unsigned char *p = (volatile unsigned char *)addr;
-    if (error & 2)                          /* a write: one that leaves the byte as it is */
+    if (error & 2) {
+        if (raw_syscall3(SYS_madvise, (long)(addr & ~4095UL), 4096, MADV_POPULATE_WRITE) == 0)
+            return;
         __asm__ volatile("lock orb $0, %0" : "+m"(*p) : : "memory");
-    else
+    } else {
         (void)*p;
+    }
 }
 
 /* Is this forwarded system call a clone whose child is a thread with a stack of its own (it shares

@@ -11,6 +11,7 @@
 #define SYS_munmap 11
 #define SYS_ioctl 16
 #define SYS_sched_yield 24
+#define SYS_madvise 28
 #define SYS_clone 56
 #define SYS_getpid 39
 #define SYS_exit 60
