@@ -630,7 +630,7 @@ def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:
     """Emulated x86-64 exception delivery in ring 0: IDT gate, IST stack from the TSS, frame,
     error code, CR2. False (stop the vCPU) if there is no usable gate."""
     vec = exit.vector
-    _sel, idt_base, idt_limit, _f = vcpu.uc.reg_read(x86.UC_X86_REG_IDTR)
+    idt_base, idt_limit = vcpu.table_register("idtr")
     cr3 = vcpu.reg("cr3")
     if idt_limit < 16 * vec + 15:
         return False
@@ -644,13 +644,14 @@ def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:
         ist = (lo >> 32) & 7
         rsp = vcpu.reg("rsp")
         if ist:
-            _tsel, tss, _tlim, _tf = vcpu.uc.reg_read(x86.UC_X86_REG_TR)
+            tss, _tlim = vcpu.table_register("tr")
             new_rsp = struct.unpack("<Q", pagewalk.read(hrt.mem, cr3, tss + 0x24 + 8 * (ist - 1), 8))[0]
         else:
             new_rsp = rsp
         new_rsp &= ~0xF
         rflags = vcpu.reg("rflags")
-        frame = [vcpu.reg("ss"), rsp, rflags, vcpu.reg("cs"), exit.rip]
+        cs = vcpu.reg("cs")
+        frame = [vcpu.reg("ss"), rsp, rflags, cs, exit.rip]
         if vec in _ERROR_CODE_VECTORS:
             frame.append(exit.error_code)
         new_rsp -= 8 * len(frame)
@@ -664,7 +665,8 @@ def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:
     if attrs & 0xF == 0xE:                                      # interrupt gate: IF off
         new_flags &= ~0x200
     vcpu.set_regs({"rsp": new_rsp, "rip": handler, "rflags": new_flags})
-    vcpu.set_reg("cs", selector)
+    if selector != cs:                                          # (a segment load: only if it changes)
+        vcpu.set_reg("cs", selector)
     if hrt.trace:
         hrt._t(f"HRT vCPU {index}: exception {vec} at {exit.rip:#x} (error {exit.error_code:#x}"
                f"{f', cr2 {exit.cr2:#x}' if vec == PF else ''}) delivered to {handler:#x} on IST{ist}")

@@ -42,6 +42,7 @@ class GuestMemory:
         self.size = size
         self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.view = memoryview(self._map)
+        self.u64 = self.view.cast("Q")       # aligned 64-bit words: u64[pa >> 3] (page-table entries)
         self.host_address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
         self.partitions: dict[str, Partition] = {}
 

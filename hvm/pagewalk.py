@@ -21,8 +21,9 @@ class PageFault(Exception):
 def translate(mem: GuestMemory, cr3: int, va: int, write: bool = False) -> int:
     """Guest-physical address of `va` under `cr3` (supervisor access); raises PageFault."""
     table = cr3 & ADDR
+    q = mem.u64
     for level in (3, 2, 1, 0):
-        entry = mem.read_u64(table + 8 * ((va >> (12 + 9 * level)) & 0x1FF))
+        entry = q[(table >> 3) + ((va >> (12 + 9 * level)) & 0x1FF)]
         if not entry & P or (write and not entry & W):
             raise PageFault(va)
         if level in (2, 1) and entry & PS:

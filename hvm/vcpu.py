@@ -50,6 +50,16 @@ _GPR_INDEX["rip"] = 16
 _REGFILE = struct.Struct("<17Q")
 _U64 = struct.Struct("<Q")
 _pick_syscall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _SYSCALL_ARG_REGS))
+_TABLE_REGS = {"idtr": x86.UC_X86_REG_IDTR, "gdtr": x86.UC_X86_REG_GDTR, "ldtr": x86.UC_X86_REG_LDTR,
+               "tr": x86.UC_X86_REG_TR}
+
+
+class _MMR(ctypes.Structure):
+    """Unicorn's uc_x86_mmr (a descriptor-table register)."""
+    _fields_ = (("selector", ctypes.c_uint16), ("base", ctypes.c_uint64), ("limit", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32))
+
+
 _HYPERCALL_ARG_REGS = ("rax", "rdi", "rsi", "rcx", "r8")
 _pick_hypercall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _HYPERCALL_ARG_REGS))
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -216,6 +226,7 @@ class Vcpu:
         self._sc_vals = (ctypes.c_uint64 * n)()
         self._sc_ptrs = (ctypes.c_void_p * n)(*(ctypes.addressof(self._sc_vals) + 8 * i for i in range(n)))
         self._one = ctypes.c_uint64()
+        self._mmr = _MMR()
         self._rax_id = REGS["rax"]
         self._callbacks = [_SYSCALL_CB(self._on_syscall), _OUT_CB(self._on_out), _INTR_CB(self._on_intr)]
         self._hook(UC_HOOK_INSN, self._callbacks[0], x86.UC_X86_INS_SYSCALL)
@@ -558,6 +569,12 @@ class Vcpu:
 
     def cpl(self) -> int:
         return self.reg("cs") & 3
+
+    def table_register(self, which: str) -> tuple[int, int]:
+        """(base, limit) of "idtr", "gdtr", "ldtr" or "tr": one raw read into a preallocated record
+        (the binding's reg_read builds one per call, several times slower)."""
+        uclib.uc_reg_read(self._h, _TABLE_REGS[which], ctypes.byref(self._mmr))
+        return self._mmr.base, self._mmr.limit
 
     def _cpl_direct(self) -> int:
         return self._live_cs.value & 3
