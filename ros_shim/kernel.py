@@ -594,7 +594,7 @@ class RosKernel:
         t.siginfo[sig] = info
 
     @staticmethod
-    def _deliverable(t: Thread) -> int:
+    def deliverable(t: Thread) -> int:
         """The pending signals (thread's and process's) that t's mask lets through, as a bitmask."""
         return (t.pending | t.proc.pending) & ~(t.sigmask & ~signals.UNBLOCKABLE)
 
@@ -607,14 +607,14 @@ class RosKernel:
             # t woke from a blocked syscall that has not re-run yet: it must first return its
             # (interrupted) result, and delivery happens on that syscall's way out, as on Linux;
             # with a signal to deliver, that call must leave the fast path.
-            if self._deliverable(t):
+            if self.deliverable(t):
                 cpu.need_resched = True
             return True
         rax = vcpu.reg("rax") if getattr(t, "restart_nr", None) is not None else 0
         restart_code = rax - (1 << 64) if rax >> 63 else rax
         delivered_handler = False
         while True:
-            ready = self._deliverable(t)
+            ready = self.deliverable(t)
             if not ready:
                 break
             sig = (ready & -ready).bit_length()

@@ -341,6 +341,7 @@ def test_every_vcpu_finds_its_live_cpu_state():
     assert all(v._regfile is not None for v in vcpus)
     assert all(v._live_lstar is not None and v._live_old_exception is not None for v in vcpus)
     assert all(v.cpl == v._cpl_direct for v in vcpus)
+    assert all(v.block_exits and v._pc_sync is not None for v in vcpus)   # exits at block starts only
 
 
 def test_cpl_in_place_follows_ring_changes(m):

@@ -16,7 +16,7 @@ NS = 1_000_000_000
 
 def _check_pending(k, t) -> None:
     """After a mask change: if something became deliverable, leave the fast path to deliver it."""
-    if (t.pending | t.proc.pending) & ~t.sigmask:
+    if k.deliverable(t):
         k.need_resched = True
 
 
@@ -107,7 +107,7 @@ def sys_rt_sigsuspend(k, t, mask_ptr, size, *_):
         return -errno.EFAULT
     t.saved_sigmask = t.sigmask
     t.sigmask = struct.unpack("<Q", raw)[0] & ~signals.UNBLOCKABLE
-    if (t.pending | t.proc.pending) & ~t.sigmask:
+    if k.deliverable(t):
         return -signals.ERESTARTNOHAND
     return k.block(t, Wait("signal"))
 
