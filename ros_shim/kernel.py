@@ -190,6 +190,16 @@ class RosKernel:
             except BlockingIOError:
                 pass
 
+    def find_thread(self, tgid: int, tid: int) -> Thread | None:
+        """The live thread `tid` (of process `tgid`, if tgid > 0)."""
+        for p in self.processes.values():
+            if p.zombie or (tgid > 0 and p.pid != tgid):
+                continue
+            for th in p.threads:
+                if th.tid == tid and th.alive:
+                    return th
+        return None
+
     def cpu_of(self, vcpu: Vcpu) -> RosCpu | None:
         """The ROS vCPU `vcpu` is (None for a vCPU that is not the ROS's, an HRT vCPU)."""
         return self._cpu_of.get(vcpu)
@@ -427,7 +437,7 @@ class RosKernel:
         cpu = self._cpu_of[vcpu]
         self.cpu = cpu
         t = cpu.current
-        if cpu.idle and not self.sched.runq:
+        if cpu.idle and not (self.sched.runq and self.sched.runnable_on(cpu.index)):
             return False
         if not cpu.idle and t is not None and t.state == RUNNABLE and (
                 not cpu.need_resched or t.entry is None and vcpu.cpl() == 0):
@@ -451,11 +461,23 @@ class RosKernel:
             if self.sched.external_waits:
                 self.sched.poll_events(0, -1)
             t = cpu.current
+            if t is not None and t.state == RUNNABLE and not t.allowed_on(cpu.index):
+                # sched_setaffinity took this vCPU from it: it waits in the run queue for one it
+                # may use (which takes its registers from here), and this vCPU runs another or idles.
+                nxt = self.sched.pick(cpu.index)
+                if nxt is not None:
+                    self._switch(cpu, nxt)
+                    continue
+                if t not in self.sched.runq:
+                    self.sched.runq.append(t)
+                t = None
             if t is not None and t.state == RUNNABLE:
                 if cpu.slice_over and self.sched.runq and not self._idle_elsewhere(cpu):
                     cpu.slice_over = False
-                    self._switch(cpu, self.sched.pick())
-                    continue
+                    nxt = self.sched.pick(cpu.index)
+                    if nxt is not None:
+                        self._switch(cpu, nxt)
+                        continue
                 self.sched.remove(t)            # (queued when woken while the vCPU still held it)
                 if t.wait is not None and t.wait.result is not None:
                     self._complete_blocked_call(vcpu, t)
@@ -463,7 +485,7 @@ class RosKernel:
                     self._resume(cpu, t)
                     return
                 continue
-            nxt = self.sched.pick()
+            nxt = self.sched.pick(cpu.index)
             if nxt is not None:
                 self._switch(cpu, nxt)
                 continue
@@ -474,6 +496,8 @@ class RosKernel:
             cpu.idle = True
             if self._others_busy():
                 return                            # other ROS vCPUs run; this one has nothing
+            if self._idle_elsewhere(cpu):
+                return                            # a queued thread waits for another (idle) vCPU
             if self.hvm_busy():
                 # Nothing to run here, but HRT vCPUs have work: let the machine run them.
                 self.watchdog.running = None
@@ -493,8 +517,10 @@ class RosKernel:
             self.waiting = False
 
     def _idle_elsewhere(self, cpu: RosCpu) -> bool:
-        """Another ROS vCPU has nothing to run: it takes a queued thread without a switch here."""
-        return any(c.idle for c in self.cpus if c is not cpu)
+        """Another ROS vCPU has nothing to run and may run a queued thread (its affinity): it takes
+        that thread without a switch here."""
+        return bool(self.sched.runq) and any(c.idle and self.sched.runnable_on(c.index)
+                                             for c in self.cpus if c is not cpu)
 
     def _complete_blocked_call(self, vcpu: Vcpu, t: Thread) -> None:
         """`t` (its registers on the vCPU) was woken with its blocked call's result: return it,

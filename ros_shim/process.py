@@ -61,6 +61,10 @@ class Thread:
     restart_deadline: int | None = None # nanosleep resumed after a stop, keeps its deadline
     deferred: str | None = None         # work for the stopped vCPU after this syscall (sigreturn)
     fault_text: str = ""                # why the last CPU fault happened (for mvemu's death line)
+    affinity: int | None = None         # sched_setaffinity's CPU mask (bit i: ROS vCPU i); None: all
+
+    def allowed_on(self, cpu: int) -> bool:
+        return self.affinity is None or bool(self.affinity >> cpu & 1)
 
     @property
     def alive(self) -> bool:

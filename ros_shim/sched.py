@@ -104,12 +104,21 @@ class Scheduler:
         if t in self.runq:
             self.runq.remove(t)
 
-    def pick(self) -> Thread | None:
-        while self.runq:
-            t = self.runq.popleft()
-            if t.state == RUNNABLE:
+    def pick(self, cpu: int) -> Thread | None:
+        """The first queued thread that may run on ROS vCPU `cpu` (its affinity), out of the queue;
+        threads that no longer wait to run are dropped on the way."""
+        q = self.runq
+        while q and q[0].state != RUNNABLE:
+            q.popleft()
+        for i, t in enumerate(q):
+            if t.state == RUNNABLE and (t.affinity is None or t.affinity >> cpu & 1):
+                del q[i]
                 return t
         return None
+
+    def runnable_on(self, cpu: int) -> bool:
+        """A queued thread may run on ROS vCPU `cpu`."""
+        return any(t.state == RUNNABLE and (t.affinity is None or t.affinity >> cpu & 1) for t in self.runq)
 
     def next_deadline(self, extra: int | None = None) -> int | None:
         deadlines = [t.wait.deadline for t in self.blocked if t.wait and t.wait.deadline is not None]

@@ -85,3 +85,13 @@ def test_a_bad_cpu_count_is_a_usage_error(value, images):
                        capture_output=True, cwd=Path(harness.REPO), timeout=60)
     assert r.returncode == 2 and b"Traceback" not in r.stderr, r.stderr.decode()
     assert b"--ros-cpus" in r.stderr, r.stderr.decode()
+
+
+@pytest.mark.parametrize("libc", ["glibc", "musl"])
+@pytest.mark.parametrize("cpus", [1, 2, 3])
+def test_affinity(cpus, libc, cprog, differ):
+    """tests/c/affinity.c: sched_setaffinity pins the calling thread at once (sched_getcpu), threads
+    and forked children inherit the mask, threads pinned one to each CPU run there (the scheduler
+    keeps a pinned thread off other vCPUs), and Linux's errors; the same output as natively on the
+    host's CPUs."""
+    differ(Case(cprog("affinity", libc), mvemu_options=("--ros-cpus", str(cpus))))

@@ -207,16 +207,45 @@ def sys_setrlimit(k, t, resource, new, *_):
     return sys_prlimit64(k, t, 0, resource, new, 0)
 
 
+def _affinity_target(k, t, pid):
+    pid = i32(pid)
+    return t if pid == 0 else k.find_thread(0, pid) if pid > 0 else None
+
+
 @syscall("sched_getaffinity", "i,u,x")
 def sys_sched_getaffinity(k, t, pid, size, mask, *_):
-    if i32(pid) not in (0, t.tid, t.proc.pid):
-        return -errno.ESRCH
+    """The CPUs (ROS vCPUs) thread `pid` may run on; the result is the mask's size in bytes."""
     ncpu = len(k.cpus)
     nbytes = 8 * ((ncpu + 63) // 64)
     if size < nbytes or size & 7:
         return -errno.EINVAL
-    bits = (1 << ncpu) - 1
+    th = _affinity_target(k, t, pid)
+    if th is None:
+        return -errno.ESRCH
+    bits = (1 << ncpu) - 1 if th.affinity is None else th.affinity
     return nbytes if t.proc.mm.write(mask, bits.to_bytes(nbytes, "little")) else -errno.EFAULT
+
+
+@syscall("sched_setaffinity", "i,u,x")
+def sys_sched_setaffinity(k, t, pid, size, mask, *_):
+    """Restrict thread `pid` to the CPUs (ROS vCPUs) in the mask; bits past the last vCPU are
+    ignored, and a mask with none of them is EINVAL. A thread that may no longer run where it is
+    moves at once (inherited by threads and processes it creates, as on Linux)."""
+    ncpu = len(k.cpus)
+    raw = t.proc.mm.read(mask, min(size, 8 * ((ncpu + 63) // 64))) if size else b""
+    if raw is None:
+        return -errno.EFAULT
+    th = _affinity_target(k, t, pid)
+    if th is None:
+        return -errno.ESRCH
+    every = (1 << ncpu) - 1
+    bits = int.from_bytes(raw, "little") & every
+    if not bits:
+        return -errno.EINVAL
+    th.affinity = None if bits == every else bits
+    if th.on_cpu is not None and not th.allowed_on(th.on_cpu.index):
+        th.on_cpu.need_resched = True
+    return 0
 
 
 @syscall("getcpu", "x,x,x")

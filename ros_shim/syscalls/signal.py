@@ -164,22 +164,12 @@ def sys_kill(k, t, pid, sig, *_):
     return 0
 
 
-def _find_thread(k, tgid, tid):
-    for p in k.processes.values():
-        if p.zombie or (tgid > 0 and p.pid != tgid):
-            continue
-        for th in p.threads:
-            if th.tid == tid and th.alive:
-                return th
-    return None
-
-
 @syscall("tgkill", "i,i,i")
 def sys_tgkill(k, t, tgid, tid, sig, *_):
     tgid, tid, sig = i32(tgid), i32(tid), i32(sig)
     if tgid <= 0 or tid <= 0 or not 0 <= sig <= signals.NSIG:
         return -errno.EINVAL
-    th = _find_thread(k, tgid, tid)
+    th = k.find_thread(tgid, tid)
     if th is None:
         return -errno.ESRCH
     if sig:
@@ -192,7 +182,7 @@ def sys_tkill(k, t, tid, sig, *_):
     tid, sig = i32(tid), i32(sig)
     if tid <= 0 or not 0 <= sig <= signals.NSIG:
         return -errno.EINVAL
-    th = _find_thread(k, 0, tid)
+    th = k.find_thread(0, tid)
     if th is None:
         return -errno.ESRCH
     if sig:

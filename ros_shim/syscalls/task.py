@@ -82,7 +82,7 @@ def do_clone(k, t, flags, stack, ptid, ctid, tls, exit_signal):
         proc.ppid = real_parent.pid
         real_parent.children.append(proc)
         k.processes[tid] = proc
-    child = Thread(tid=tid, proc=proc, ctx=ctx, sigmask=t.sigmask, altstack=t.altstack if not flags & CLONE_VM or flags & CLONE_VFORK else (0, signals.SS_DISABLE, 0))
+    child = Thread(tid=tid, proc=proc, ctx=ctx, sigmask=t.sigmask, affinity=t.affinity, altstack=t.altstack if not flags & CLONE_VM or flags & CLONE_VFORK else (0, signals.SS_DISABLE, 0))
     proc.threads.append(child)
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = ctid
