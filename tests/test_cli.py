@@ -240,6 +240,21 @@ def test_trace_hello(tmp_path, images, mvemu_importable):
     assert any('write(1, "Hello from mvemu guest\\n", 23) = 23' in ln for ln in lines), traced[2]
     assert any(re.search(r"\bexit_group\(0\) = \?", ln) for ln in lines), traced[2]
     assert "Traceback" not in traced[2]
+    # flags and constants by name, as strace shows them
+    for call in (r"arch_prctl\(ARCH_SET_FS, 0x[0-9a-f]+\) = 0", r"prlimit64\(0, RLIMIT_STACK, NULL, 0x[0-9a-f]+\) = 0",
+                 r"getrandom\(0x[0-9a-f]+, 8, GRND_NONBLOCK\) = 8", r"mprotect\(0x[0-9a-f]+, \d+, PROT_READ\) = 0",
+                 r'newfstatat\(1, "", 0x[0-9a-f]+, AT_EMPTY_PATH\) = 0'):
+        assert any(re.search(call, ln) for ln in lines), f"{call} not in:\n{traced[2]}"
+
+
+def test_trace_names_threads_calls(tmp_path, images, mvemu_importable):
+    """A threaded program: mmap's protection and flags, futex operations, signal names."""
+    status, _out, err = mvemu("run", "--trace", str(images / "threads.glibc"), "2", cwd=tmp_path)
+    assert status == 0, err
+    for call in (r"mmap\(NULL, \d+, PROT_NONE, MAP_PRIVATE\|MAP_ANONYMOUS\|MAP_STACK, -1, 0\) = 0x",
+                 r"futex\(0x[0-9a-f]+, FUTEX_WAIT_BITSET\|FUTEX_CLOCK_REALTIME, ",
+                 r"rt_sigprocmask\(SIG_SETMASK, ", r"madvise\(0x[0-9a-f]+, \d+, MADV_DONTNEED\) = 0"):
+        assert re.search(call, err), f"{call} not in:\n{err}"
 
 
 def test_trace_musl_and_errors(tmp_path, images, mvemu_importable):

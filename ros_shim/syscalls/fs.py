@@ -304,7 +304,7 @@ def sys_pwritev(k, t, fd, iov, iovcnt, offset, *_):
     return _positional(k, t, fd, offset, _iovecs(t, iov, iovcnt, False), True)
 
 
-@syscall("lseek", "fd,i,i")
+@syscall("lseek", "fd,i,seek")
 def sys_lseek(k, t, fd, offset, whence, *_):
     f = _file(t, fd)
     if f is None:
@@ -383,12 +383,12 @@ def _openat(k, t, dfd, pathp, flags, mode):
     return fd
 
 
-@syscall("open", "s,x,o")
+@syscall("open", "s,oflags,o")
 def sys_open(k, t, path, flags, mode, *_):
     return _openat(k, t, AT_FDCWD, path, flags, mode)
 
 
-@syscall("openat", "fd,s,x,o")
+@syscall("openat", "fd,s,oflags,o")
 def sys_openat(k, t, dfd, path, flags, mode, *_):
     return _openat(k, t, dfd, path, flags, mode)
 
@@ -403,7 +403,7 @@ def sys_close(k, t, fd, *_):
     return 0 if t.proc.fds.close(i32(fd)) else -errno.EBADF
 
 
-@syscall("close_range", "u,u,x")
+@syscall("close_range", "u,u,closerange")
 def sys_close_range(k, t, first, last, flags, *_):
     if first > last or flags & ~0x6:
         return -errno.EINVAL
@@ -439,14 +439,14 @@ def sys_dup2(k, t, old, new, *_):
     return _dup3(t, old, new, 0)
 
 
-@syscall("dup3", "fd,fd,x")
+@syscall("dup3", "fd,fd,fdflags")
 def sys_dup3(k, t, old, new, flags, *_):
     if i32(old) == i32(new) or flags & ~O_CLOEXEC:
         return -errno.EINVAL
     return _dup3(t, old, new, flags)
 
 
-@syscall("pipe2", "x,x")
+@syscall("pipe2", "x,fdflags")
 def sys_pipe2(k, t, fds_ptr, flags, *_):
     if flags & ~(O_CLOEXEC | os.O_NONBLOCK | os.O_DIRECT):
         return -errno.EINVAL
@@ -476,7 +476,7 @@ EFD_SEMAPHORE = 1
 EVENTFD = "anon_inode:[eventfd]"
 
 
-@syscall("eventfd2", "u,x")
+@syscall("eventfd2", "u,efd")
 def sys_eventfd2(k, t, initval, flags, *_):
     """A host eventfd: its counter, semaphore mode and errors are the host kernel's. Like a guest
     pipe it is non-blocking on the host and its own peer, so a read or write wakes its waiters."""
@@ -504,7 +504,7 @@ def sys_pipe(k, t, fds_ptr, *_):
     return sys_pipe2(k, t, fds_ptr, 0)
 
 
-@syscall("fcntl", "fd,i,x")
+@syscall("fcntl", "fd,fcntl,x")
 def sys_fcntl(k, t, fd, cmd, arg, *_):
     fd, cmd = i32(fd), i32(cmd)
     fds = t.proc.fds
@@ -584,7 +584,7 @@ def _job_control(k, t, f, cmd, arg):
     return 0
 
 
-@syscall("ioctl", "fd,x,x")
+@syscall("ioctl", "fd,ioctl,x")
 def sys_ioctl(k, t, fd, cmd, arg, *_):
     cmd &= 0xFFFF_FFFF
     e = t.proc.fds.entries.get(fd & 0xFFFF_FFFF)       # no entry has a negative number
@@ -658,12 +658,12 @@ def sys_lstat(k, t, path, buf, *_):
     return _fstatat(t, AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW)
 
 
-@syscall("newfstatat", "fd,s,x,x")
+@syscall("newfstatat", "fd,s,x,at")
 def sys_newfstatat(k, t, dfd, path, buf, flags, *_):
     return _fstatat(t, dfd, path, buf, flags)
 
 
-@syscall("statx", "fd,s,x,x,x")
+@syscall("statx", "fd,s,at,x,x")
 def sys_statx(k, t, dfd, pathp, flags, mask, buf, *_):
     at = _at_path(t, dfd, pathp)
     if isinstance(at, int):
@@ -718,17 +718,17 @@ def _faccessat(t, dfd, pathp, mode, flags):
     return _path_call(t, "faccessat2", dfd, pathp, i32(mode), i32(flags))
 
 
-@syscall("access", "s,i")
+@syscall("access", "s,amode")
 def sys_access(k, t, path, mode, *_):
     return _faccessat(t, AT_FDCWD, path, mode, 0)
 
 
-@syscall("faccessat", "fd,s,i")
+@syscall("faccessat", "fd,s,amode")
 def sys_faccessat(k, t, dfd, path, mode, *_):
     return _faccessat(t, dfd, path, mode, 0)
 
 
-@syscall("faccessat2", "fd,s,i,x")
+@syscall("faccessat2", "fd,s,amode,atacc")
 def sys_faccessat2(k, t, dfd, path, mode, flags, *_):
     return _faccessat(t, dfd, path, mode, flags)
 
@@ -812,7 +812,7 @@ def sys_unlink(k, t, path, *_):
     return _path_call(t, "unlinkat", AT_FDCWD, path, 0)
 
 
-@syscall("unlinkat", "fd,s,x")
+@syscall("unlinkat", "fd,s,at")
 def sys_unlinkat(k, t, dfd, path, flags, *_):
     return _path_call(t, "unlinkat", dfd, path, i32(flags))
 
@@ -827,7 +827,7 @@ def sys_renameat(k, t, od, old, nd, new, *_):
     return _two_path_call(t, "renameat2", od, old, nd, new, 0)
 
 
-@syscall("renameat2", "fd,s,fd,s,x")
+@syscall("renameat2", "fd,s,fd,s,rename")
 def sys_renameat2(k, t, od, old, nd, new, flags, *_):
     return _two_path_call(t, "renameat2", od, old, nd, new, i32(flags))
 
@@ -837,7 +837,7 @@ def sys_link(k, t, old, new, *_):
     return _two_path_call(t, "linkat", AT_FDCWD, old, AT_FDCWD, new, 0)
 
 
-@syscall("linkat", "fd,s,fd,s,x")
+@syscall("linkat", "fd,s,fd,s,at")
 def sys_linkat(k, t, od, old, nd, new, flags, *_):
     return _two_path_call(t, "linkat", od, old, nd, new, i32(flags))
 
@@ -888,7 +888,7 @@ def sys_lchown(k, t, path, uid, gid, *_):
     return _path_call(t, "fchownat", AT_FDCWD, path, i32(uid), i32(gid), AT_SYMLINK_NOFOLLOW)
 
 
-@syscall("fchownat", "fd,s,i,i,x")
+@syscall("fchownat", "fd,s,i,i,at")
 def sys_fchownat(k, t, dfd, path, uid, gid, flags, *_):
     return _path_call(t, "fchownat", dfd, path, i32(uid), i32(gid), i32(flags))
 
@@ -899,7 +899,7 @@ def sys_fchown(k, t, fd, uid, gid, *_):
     return host.call("fchown", f.host_fd, i32(uid), i32(gid)) if f else -errno.EBADF
 
 
-@syscall("utimensat", "fd,s,x,x")
+@syscall("utimensat", "fd,s,x,at")
 def sys_utimensat(k, t, dfd, pathp, times, flags, *_):
     tb = None
     if times:
@@ -956,7 +956,7 @@ def sys_sync(k, t, *_):
     return 0
 
 
-@syscall("flock", "fd,i")
+@syscall("flock", "fd,flock")
 def sys_flock(k, t, fd, op, *_):
     f = _file(t, fd)
     return host.call("flock", f.host_fd, i32(op)) if f else -errno.EBADF

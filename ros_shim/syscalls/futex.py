@@ -75,7 +75,7 @@ def _unqueue(k, t, w) -> None:
         waiters.remove(t)
 
 
-@syscall("futex", "x,x,i,x,x,i")
+@syscall("futex", "x,futex,i,x,x,x")
 def sys_futex(k, t, uaddr, op, val, timeout, uaddr2, val3, *_):
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
     private = bool(op & FUTEX_PRIVATE_FLAG)

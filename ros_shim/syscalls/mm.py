@@ -39,7 +39,7 @@ def sys_brk(k, t, addr, *_):
     return addr
 
 
-@syscall("mmap", "x,u,x,x,fd,x")
+@syscall("mmap", "x,u,prot,map,fd,i")
 def sys_mmap(k, t, addr, length, prot, flags, fd, offset, *_):
     mm = t.proc.mm
     if length == 0 or offset & (PAGE - 1):
@@ -105,7 +105,7 @@ def sys_munmap(k, t, addr, length, *_):
     return 0
 
 
-@syscall("mprotect", "x,u,x")
+@syscall("mprotect", "x,u,prot")
 def sys_mprotect(k, t, addr, length, prot, *_):
     if addr & (PAGE - 1) or prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | 0x0100_0000 | 0x0200_0000):
         return -errno.EINVAL
@@ -123,7 +123,7 @@ def sys_mprotect(k, t, addr, length, prot, *_):
     return 0
 
 
-@syscall("madvise", "x,u,i")
+@syscall("madvise", "x,u,madv")
 def sys_madvise(k, t, addr, length, advice, *_):
     if addr & (PAGE - 1) or advice not in _KNOWN_MADV:
         return -errno.EINVAL
@@ -155,7 +155,7 @@ def _populate(mm, start: int, end: int, write: bool) -> int:
     return 0
 
 
-@syscall("mremap", "x,u,u,x,x")
+@syscall("mremap", "x,u,u,mremap,x")
 def sys_mremap(k, t, old, old_size, new_size, flags, new_addr, *_):
     mm = t.proc.mm
     if old & (PAGE - 1) or flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
@@ -193,7 +193,7 @@ def sys_mremap(k, t, old, old_size, new_size, flags, new_addr, *_):
     return mm.move(old, old_size, new_size, dest)
 
 
-@syscall("msync", "x,u,i")
+@syscall("msync", "x,u,msync")
 def sys_msync(k, t, addr, length, flags, *_):
     if addr & (PAGE - 1) or flags & ~7 or (flags & 1 and flags & 4):
         return -errno.EINVAL

@@ -109,7 +109,7 @@ def sys_uname(k, t, buf, *_):
     return 0 if t.proc.mm.write(buf, data) else -errno.EFAULT
 
 
-@syscall("arch_prctl", "x,x")
+@syscall("arch_prctl", "arch,x")
 def sys_arch_prctl(k, t, code, addr, *_):
     vcpu = k.cpu.vcpu
     if code == ARCH_SET_FS:
@@ -164,7 +164,7 @@ def sys_rseq(k, t, *_):
     return -errno.ENOSYS
 
 
-@syscall("prlimit64", "i,i,x,x")
+@syscall("prlimit64", "i,rlimit,x,x")
 def sys_prlimit64(k, t, pid, resource, new, old, *_):
     if i32(pid) not in (0, t.proc.pid):
         return -errno.ESRCH
@@ -197,12 +197,12 @@ def _host_rlimit(resource: int) -> tuple[int, int]:
     return conv(soft), conv(hard)
 
 
-@syscall("getrlimit", "i,x")
+@syscall("getrlimit", "rlimit,x")
 def sys_getrlimit(k, t, resource, old, *_):
     return sys_prlimit64(k, t, 0, resource, 0, old)
 
 
-@syscall("setrlimit", "i,x")
+@syscall("setrlimit", "rlimit,x")
 def sys_setrlimit(k, t, resource, new, *_):
     return sys_prlimit64(k, t, 0, resource, new, 0)
 
@@ -259,7 +259,7 @@ def sys_getcpu(k, t, cpu, node, _tcache, *_):
     return 0
 
 
-@syscall("getrandom", "x,u,x")
+@syscall("getrandom", "x,u,grnd")
 def sys_getrandom(k, t, buf, n, flags, *_):
     if flags & ~0x7:
         return -errno.EINVAL
@@ -267,7 +267,7 @@ def sys_getrandom(k, t, buf, n, flags, *_):
     return n if t.proc.mm.write(buf, k.rng.randbytes(n)) else -errno.EFAULT
 
 
-@syscall("prctl", "i,x,x,x,x")
+@syscall("prctl", "prctl,x,x,x,x")
 def sys_prctl(k, t, option, a2, *_):
     PR_SET_NAME, PR_GET_NAME = 15, 16
     if option == PR_SET_NAME:

@@ -20,7 +20,7 @@ def _check_pending(k, t) -> None:
         k.need_resched = True
 
 
-@syscall("rt_sigaction", "i,x,x,u")
+@syscall("rt_sigaction", "sig,x,x,u")
 def sys_rt_sigaction(k, t, sig, act, oldact, sigsetsize, *_):
     sig = i32(sig)
     if sigsetsize != 8 or not 1 <= sig <= signals.NSIG:
@@ -48,7 +48,7 @@ def sys_rt_sigaction(k, t, sig, act, oldact, sigsetsize, *_):
     return 0
 
 
-@syscall("rt_sigprocmask", "i,x,x,u")
+@syscall("rt_sigprocmask", "sighow,x,x,u")
 def sys_rt_sigprocmask(k, t, how, set_ptr, old_ptr, sigsetsize, *_):
     if sigsetsize != 8:
         return -errno.EINVAL
@@ -150,7 +150,7 @@ def _signal_procs(k, t, pid):
     return [p for p in k.processes.values() if p.pgid == -pid and not p.zombie]
 
 
-@syscall("kill", "i,i")
+@syscall("kill", "i,sig")
 def sys_kill(k, t, pid, sig, *_):
     pid, sig = i32(pid), i32(sig)
     if not 0 <= sig <= signals.NSIG:
@@ -164,7 +164,7 @@ def sys_kill(k, t, pid, sig, *_):
     return 0
 
 
-@syscall("tgkill", "i,i,i")
+@syscall("tgkill", "i,i,sig")
 def sys_tgkill(k, t, tgid, tid, sig, *_):
     tgid, tid, sig = i32(tgid), i32(tid), i32(sig)
     if tgid <= 0 or tid <= 0 or not 0 <= sig <= signals.NSIG:
@@ -177,7 +177,7 @@ def sys_tgkill(k, t, tgid, tid, sig, *_):
     return 0
 
 
-@syscall("tkill", "i,i")
+@syscall("tkill", "i,sig")
 def sys_tkill(k, t, tid, sig, *_):
     tid, sig = i32(tid), i32(sig)
     if tid <= 0 or not 0 <= sig <= signals.NSIG:
@@ -211,7 +211,7 @@ def sys_alarm(k, t, seconds, *_):
     return (left + NS // 2) // NS if left else 0     # rounded, as Linux does
 
 
-@syscall("setitimer", "i,x,x")
+@syscall("setitimer", "itimer,x,x")
 def sys_setitimer(k, t, which, new, old, *_):
     which = i32(which)
     if which not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
@@ -234,7 +234,7 @@ def sys_setitimer(k, t, which, new, old, *_):
     return 0
 
 
-@syscall("getitimer", "i,x")
+@syscall("getitimer", "itimer,x")
 def sys_getitimer(k, t, which, cur, *_):
     if i32(which) not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
         return -errno.EINVAL

@@ -9,6 +9,7 @@ spec so that `--trace` can print the call strace-style:
     i signed int   u unsigned   x hex/pointer   fd file descriptor   s C string   o octal mode
     w buffer the call reads from the guest (length = next argument)
     r buffer the call fills (length = result)          - argument not shown
+    and the named constants of symbols.py (prot, map, oflags, sig, futex, clone, ioctl, ...)
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .names import NAMES, NUMBERS  # noqa: F401 (NAMES is re-exported)
+from .symbols import KINDS
 
 NORETURN = object()         # the calling thread does not come back (exit, exec, sigreturn)
 BLOCK = object()            # the calling thread blocked (t.wait says on what); the call re-runs
@@ -31,11 +33,15 @@ class Syscall:
 
 
 TABLE: dict[int, Syscall] = {}
+_PLAIN_KINDS = {"i", "u", "x", "fd", "s", "o", "w", "r", "-"}
 
 
 def syscall(name: str, args: str = ""):
     """Register `fn` as the handler of system call `name` (its number comes from <asm/unistd_64.h>)."""
     spec = tuple(a for a in args.split(",") if a)
+    unknown = [a for a in spec if a not in _PLAIN_KINDS and a not in KINDS]
+    if unknown:
+        raise RuntimeError(f"system call {name}: unknown argument kinds {unknown}")
 
     def register(fn):
         nr = NUMBERS[name]
@@ -92,6 +98,8 @@ def format_call(k, t, entry: Syscall | None, nr: int, args: tuple[int, ...], res
             shown.append(str(v))
         elif kind == "o":
             shown.append(f"0{v:o}")
+        elif kind in KINDS:
+            shown.append(KINDS[kind](v))
         elif kind == "s":
             s = t.proc.mm.read_cstr(v) if v else None
             shown.append(_quote(s, 64) if s is not None else f"{v:#x}")

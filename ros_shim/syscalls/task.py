@@ -105,7 +105,7 @@ def _clone_result(k, t, flags, stack, ptid, ctid, tls, exit_signal):
     return do_clone(k, t, flags, stack, ptid, ctid, tls, exit_signal)
 
 
-@syscall("clone", "x,x,x,x,x")
+@syscall("clone", "clone,x,x,x,x")
 def sys_clone(k, t, flags, stack, ptid, ctid, tls, *_):
     return _clone_result(k, t, flags & ~0xFF, stack, ptid, ctid, tls, flags & 0xFF)
 
@@ -280,7 +280,7 @@ def _reap(k, t, child):
     k.processes.pop(child.pid, None)
 
 
-@syscall("wait4", "i,x,x,x")
+@syscall("wait4", "i,x,wait,x")
 def sys_wait4(k, t, pid, status_ptr, options, rusage, *_):
     pid, options = i32(pid), i32(options)
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE):
@@ -316,7 +316,7 @@ def sys_wait4(k, t, pid, status_ptr, options, rusage, *_):
     return child.pid
 
 
-@syscall("waitid", "i,i,x,x,x")
+@syscall("waitid", "idtype,i,x,wait,x")
 def sys_waitid(k, t, idtype, ident, infop, options, rusage, *_):
     idtype, ident, options = i32(idtype), i32(ident), i32(options)
     if idtype not in (P_ALL, P_PID, P_PGID) or not options & (WEXITED | WUNTRACED | WCONTINUED):

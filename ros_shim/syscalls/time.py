@@ -37,7 +37,7 @@ def timespec_ns(t, ptr):
     return sec * 1_000_000_000 + nsec
 
 
-@syscall("clock_gettime", "i,x")
+@syscall("clock_gettime", "clock,x")
 def sys_clock_gettime(k, t, clk, tp, *_):
     ns = _clock_ns(i32(clk))
     if ns is None:
@@ -45,7 +45,7 @@ def sys_clock_gettime(k, t, clk, tp, *_):
     return 0 if t.proc.mm.write(tp, struct.pack("<qq", *divmod(ns, 1_000_000_000))) else -errno.EFAULT
 
 
-@syscall("clock_getres", "i,x")
+@syscall("clock_getres", "clock,x")
 def sys_clock_getres(k, t, clk, tp, *_):
     if _clock_ns(i32(clk)) is None:
         return -errno.EINVAL
@@ -103,7 +103,7 @@ def sys_nanosleep(k, t, req, rem, *_):
     return _sleep(k, t, time.clock_gettime_ns(time.CLOCK_MONOTONIC) + span, time.CLOCK_MONOTONIC, rem, False)
 
 
-@syscall("clock_nanosleep", "i,i,x,x")
+@syscall("clock_nanosleep", "clock,timer,x,x")
 def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
     clk = i32(clk)
     if clk in (2, 3):
@@ -130,7 +130,7 @@ def sys_times(k, t, buf, *_):
     return ticks(tm.elapsed)
 
 
-@syscall("getrusage", "i,x")
+@syscall("getrusage", "rusage,x")
 def sys_getrusage(k, t, who, buf, *_):
     import resource
     who = i32(who)
