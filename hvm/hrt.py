@@ -450,6 +450,9 @@ class Hrt:
     def runnable(self) -> list[HrtCpu]:
         return [c for c in self.cpus if c.state == "running"]
 
+    def any_runnable(self) -> bool:
+        return any(c.state == "running" for c in self.cpus)
+
     def on_exit(self, cpu: HrtCpu, exit: Exit) -> None:
         """An HRT vCPU stopped: waiting for work (WAIT_EVENT), halted, or dead on an exception."""
         if exit.kind is ExitKind.BUDGET:

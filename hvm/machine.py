@@ -229,7 +229,7 @@ class Machine:
         HRT vCPU with work until it waits, halts or forwards an event."""
         ros_vcpus = [self.add_ros_vcpu(guest) for _ in range(self.ros_cpus)]
         self.guest = guest
-        guest.hvm_busy = lambda: bool(self.hrt and self.hrt.runnable)
+        guest.hvm_busy = lambda: self.hrt is not None and self.hrt.any_runnable()
         self.channels.notify_ros = guest.hvm_event
         dbg = self.debugger
         if dbg is not None:

@@ -489,8 +489,8 @@ class RosKernel:
             if nxt is not None:
                 self._switch(cpu, nxt)
                 continue
-            if not any(th.state in (RUNNABLE, BLOCKED, STOPPED) for p in self.processes.values()
-                       for th in p.threads):
+            if not self.sched.blocked and not any(th.state in (RUNNABLE, BLOCKED, STOPPED)
+                                                  for p in self.processes.values() for th in p.threads):
                 self.finished = True
                 return
             cpu.idle = True
@@ -750,14 +750,14 @@ class RosKernel:
 
     def _check_timers(self) -> None:
         now = now_ns()
-        for p in list(self.processes.values()):
-            if p.itimer and not p.zombie and now >= p.itimer[0]:
-                expiry, interval = p.itimer
-                p.itimer = (expiry + interval * max(1, (now - expiry) // interval + 1), interval) if interval else None
-                self.post_signal(p, SigInfo(signals.SIGALRM, signals.SI_KERNEL))
-        for t in list(self.sched.blocked):
-            if t.wait and t.wait.deadline is not None and now >= t.wait.deadline:
-                self.sched.wake(t, timed_out=True)
+        due = [p for p in self.processes.values() if p.itimer and not p.zombie and now >= p.itimer[0]]
+        for p in due:
+            expiry, interval = p.itimer
+            p.itimer = (expiry + interval * max(1, (now - expiry) // interval + 1), interval) if interval else None
+            self.post_signal(p, SigInfo(signals.SIGALRM, signals.SI_KERNEL))
+        over = [t for t in self.sched.blocked if t.wait and t.wait.deadline is not None and now >= t.wait.deadline]
+        for t in over:
+            self.sched.wake(t, timed_out=True)
 
     # -- host signals (Ctrl-C) --------------------------------------------------------------------
     def _install_host_signal_handlers(self) -> None:
