@@ -82,7 +82,8 @@ class Channels:
         if record is None or record["kind"] != abi.EVENT_KIND["THREAD_EXIT"]:
             self.pending[channel] = Pending(cpu, time.perf_counter_ns(), record)
         elif self.trace:
-            self.log(f"[hvm] HRT thread {record['thread']} exits ({_signed(record['result'])}) "
+            how = "exit system call" if record["a0"] else "returned"
+            self.log(f"[hvm] HRT thread {record['thread']} exits ({how}, {_signed(record['result'])}) "
                      f"-> partner (channel {channel:#x})")
         self.notify_ros(channel)
 
