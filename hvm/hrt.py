@@ -158,11 +158,6 @@ class Hrt:
         self.console_tail = []
         self.show_console = True
 
-    # Set by the machine: run the ROS vCPUs once, from inside an HRT vCPU's POST_EVENT, so that the
-    # partner can serve the event before that vCPU halts (None: it halts, the machine runs the ROS).
-    serve_now = None
-    retired = False           # reset: this HRT's vCPUs must not go on (see _post_event)
-
     def state_bits(self) -> int:
         """GET_STATE's answer: bit 0 image installed, bit 1 booted, bit 2 merged."""
         return (1 if self.image else 0) | (2 if self.booted else 0) | (4 if self.merged else 0)
@@ -460,9 +455,6 @@ class Hrt:
 
     def on_exit(self, cpu: HrtCpu, exit: Exit) -> None:
         """An HRT vCPU stopped: waiting for work (WAIT_EVENT), halted, or dead on an exception."""
-        if self.retired:                          # reset while it ran (a nested ROS run): gone
-            cpu.state = "dead"
-            return
         if exit.kind is ExitKind.BUDGET:
             self.preempt(cpu)
             return
@@ -539,27 +531,6 @@ class HrtDispatch:
             # The poster waits at once: as WAIT_EVENT; with no work it halts until the completion.
             result = hrt._take_work(cpu, a3) if cpu.work else 0
             cpu.halt_wait = 0 if result else a0
-            if not result and hrt.serve_now is not None:
-                # The partner serves the event right here, its ROS vCPU run inside this hypercall
-                # (the machine's serve_now): if it completes the event, the vCPU goes on without
-                # halting (a WAKE finds the event completed); else it halts as above.
-                hrt.serve_now(cpu)
-                if hrt.retired:                   # the process ended or exec'd meanwhile
-                    cpu.state = "dead"
-                    vcpu.stop(Exit(ExitKind.HALT, rip=vcpu.reg("rip"), detail="HRT reset"))
-                    return None
-                if cpu.halt_wait == 0 and not cpu.flush:
-                    cpu.resume = False
-                    hrt.channels.stats.served_at_once += 1
-                    result = abi.WORK["WAKE"]
-                elif cpu.halt_wait == 0:
-                    # Completed, but the ROS changed mappings meanwhile (a TLB shootdown): the vCPU
-                    # must not go on with what its TLB holds. It halts; event_completed marked it
-                    # to resume, and run_vcpu flushes first.
-                    pass
-                elif cpu.work:
-                    result = hrt._take_work(cpu, a3)
-                    cpu.halt_wait = 0 if result else a0
         vcpu.set_rax(result)
         return None
 
