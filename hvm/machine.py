@@ -87,10 +87,10 @@ class Machine:
         """A hypercall issued by the ROS kernel (ring 0 of a ROS vCPU). Returns its result, or None
         when it completes later (INVOKE_FUNC_SYNC): then `on_done(result)` is called."""
         name = _HC_NAMES.get(nr)
-        if name == "GET_STATE" and not self.trace:        # the null hypercall: nothing to check
-            hrt = self.hrt
-            return 0 if hrt is None else hrt.state_bits()
-        result = self._ros_hypercall(name, a0, a1, data, on_done)
+        if name == "GET_STATE":                  # the null hypercall (either side): nothing to check
+            result = 0 if self.hrt is None else self.hrt.state_bits()
+        else:
+            result = self._ros_hypercall(name, a0, a1, data, on_done)
         if self.trace:
             shown = "pending" if result is None else result
             self.log(f"[hvm] ROS hypercall {name or nr}({a0:#x}, {a1:#x}) = {shown}")
@@ -102,8 +102,6 @@ class Machine:
         if abi.HYPERCALLS[name][1] == "hrt":
             return -errno.EPERM
         hrt = self.hrt
-        if name == "GET_STATE":
-            return 0 if hrt is None else hrt.state_bits()
         if hrt is None:
             return -errno.ENODEV                     # this machine has no HRT partition (--hrt-mem 0)
         if name == "COMPLETE_EVENT":                 # the partner's, once per forwarded event: first

@@ -23,6 +23,7 @@ from typing import Protocol
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
 from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
+from unicorn.unicorn_py3.arch.intel import UcRegMMR
 from unicorn.unicorn_py3.unicorn import uclib
 
 from . import unicorn_quirks
@@ -52,14 +53,6 @@ _U64 = struct.Struct("<Q")
 _pick_syscall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _SYSCALL_ARG_REGS))
 _TABLE_REGS = {"idtr": x86.UC_X86_REG_IDTR, "gdtr": x86.UC_X86_REG_GDTR, "ldtr": x86.UC_X86_REG_LDTR,
                "tr": x86.UC_X86_REG_TR}
-
-
-class _MMR(ctypes.Structure):
-    """Unicorn's uc_x86_mmr (a descriptor-table register)."""
-    _fields_ = (("selector", ctypes.c_uint16), ("base", ctypes.c_uint64), ("limit", ctypes.c_uint32),
-                ("flags", ctypes.c_uint32))
-
-
 _HYPERCALL_ARG_REGS = ("rax", "rdi", "rsi", "rcx", "r8")
 _pick_hypercall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _HYPERCALL_ARG_REGS))
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -226,7 +219,7 @@ class Vcpu:
         self._sc_vals = (ctypes.c_uint64 * n)()
         self._sc_ptrs = (ctypes.c_void_p * n)(*(ctypes.addressof(self._sc_vals) + 8 * i for i in range(n)))
         self._one = ctypes.c_uint64()
-        self._mmr = _MMR()
+        self._mmr = UcRegMMR()                   # the binding's uc_x86_mmr record, reused
         self._rax_id = REGS["rax"]
         self._callbacks = [_SYSCALL_CB(self._on_syscall), _OUT_CB(self._on_out), _INTR_CB(self._on_intr)]
         self._hook(UC_HOOK_INSN, self._callbacks[0], x86.UC_X86_INS_SYSCALL)

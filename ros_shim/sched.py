@@ -111,14 +111,14 @@ class Scheduler:
         while q and q[0].state != RUNNABLE:
             q.popleft()
         for i, t in enumerate(q):
-            if t.state == RUNNABLE and (t.affinity is None or t.affinity >> cpu & 1):
+            if t.state == RUNNABLE and t.allowed_on(cpu):
                 del q[i]
                 return t
         return None
 
     def runnable_on(self, cpu: int) -> bool:
         """A queued thread may run on ROS vCPU `cpu`."""
-        return any(t.state == RUNNABLE and (t.affinity is None or t.affinity >> cpu & 1) for t in self.runq)
+        return any(t.state == RUNNABLE and t.allowed_on(cpu) for t in self.runq)
 
     def next_deadline(self, extra: int | None = None) -> int | None:
         deadlines = [t.wait.deadline for t in self.blocked if t.wait and t.wait.deadline is not None]

@@ -41,10 +41,8 @@ def _enum(names: dict[int, str], width: int = 32):
     return fmt
 
 
-def _prefixed(cut: dict[int, str], rest):
-    """A value whose low bits (cut's mask, the first key) are an enumeration and the rest flags."""
-    mask, names = next(iter(cut.items()))
-
+def _prefixed(mask: int, names: dict[int, str], rest):
+    """A value whose bits in `mask` are an enumeration (`names`) and the rest flags (`rest`)."""
     def fmt(v: int) -> str:
         low = names.get(v & mask, f"{v & mask:#x}")
         high = v & ~mask & 0xFFFF_FFFF
@@ -59,15 +57,15 @@ _MAP_FLAGS = _flags({0x10: "MAP_FIXED", 0x20: "MAP_ANONYMOUS", 0x100: "MAP_GROWS
                      0x1000: "MAP_EXECUTABLE", 0x2000: "MAP_LOCKED", 0x4000: "MAP_NORESERVE",
                      0x8000: "MAP_POPULATE", 0x10000: "MAP_NONBLOCK", 0x20000: "MAP_STACK",
                      0x40000: "MAP_HUGETLB", 0x80000: "MAP_SYNC", 0x100000: "MAP_FIXED_NOREPLACE"})
-MAP = _prefixed({0xF: {1: "MAP_SHARED", 2: "MAP_PRIVATE", 3: "MAP_SHARED_VALIDATE"}}, _MAP_FLAGS)
+MAP = _prefixed(0xF, {1: "MAP_SHARED", 2: "MAP_PRIVATE", 3: "MAP_SHARED_VALIDATE"}, _MAP_FLAGS)
 
 _O_FLAGS = _flags({0o100: "O_CREAT", 0o200: "O_EXCL", 0o400: "O_NOCTTY", 0o1000: "O_TRUNC", 0o2000: "O_APPEND",
                    0o4000: "O_NONBLOCK", 0o4010000: "O_SYNC", 0o10000: "O_DSYNC", 0o20000: "O_ASYNC",
                    0o40000: "O_DIRECT", 0o100000: "O_LARGEFILE", 0o20200000: "O_TMPFILE",
                    0o200000: "O_DIRECTORY", 0o400000: "O_NOFOLLOW", 0o1000000: "O_NOATIME",
                    0o2000000: "O_CLOEXEC", 0o10000000: "O_PATH"})
-OPEN = _prefixed({3: {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR"}}, _O_FLAGS)
-FD_FLAGS = _flags({0o4000: "O_NONBLOCK", 0o2000000: "O_CLOEXEC"})       # pipe2, dup3, eventfd2 (+ EFD_SEMAPHORE)
+OPEN = _prefixed(3, {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR"}, _O_FLAGS)
+FD_FLAGS = _flags({0o4000: "O_NONBLOCK", 0o2000000: "O_CLOEXEC"})       # pipe2, dup3
 EFD_FLAGS = _flags({1: "EFD_SEMAPHORE", 0o4000: "EFD_NONBLOCK", 0o2000000: "EFD_CLOEXEC"})
 
 AT = _flags({0x100: "AT_SYMLINK_NOFOLLOW", 0x200: "AT_REMOVEDIR", 0x400: "AT_SYMLINK_FOLLOW",
