@@ -52,6 +52,7 @@ class Stats:
     threads_created: int = 0
     nested_threads: int = 0                                  # of those, created from HRT code
     preemptions: int = 0                                     # time-slice interrupts to HRT threads
+    served_at_once: int = 0                                  # events the partner completed inside POST_EVENT
     local: Counter = field(default_factory=Counter)         # system calls the AeroKernel served itself
     forward_ns: int = 0                                      # host time from post to completion
     forwarded: int = 0
@@ -160,6 +161,7 @@ class Channels:
                  f"  host time, HRT vCPUs     {s.hrt_ns / 1e6:>10.1f} ms"]
         if s.forwarded:
             lines.append(f"  mean forwarding cost     {s.forward_ns / s.forwarded / 1000:>10.1f} us (post to completion)")
+            lines.append(f"  served during the post   {s.served_at_once:>10} (the HRT vCPU did not halt)")
         if s.syscalls:
             top = ", ".join(f"{NAMES.get(nr, nr)} {n}" for nr, n in s.syscalls.most_common(8))
             lines.append(f"  most forwarded: {top}")

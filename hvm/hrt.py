@@ -158,6 +158,11 @@ class Hrt:
         self.console_tail = []
         self.show_console = True
 
+    # Set by the machine: run the ROS vCPUs once, from inside an HRT vCPU's POST_EVENT, so that the
+    # partner can serve the event before that vCPU halts (None: it halts, the machine runs the ROS).
+    serve_now = None
+    retired = False           # reset: this HRT's vCPUs must not go on (see _post_event)
+
     def state_bits(self) -> int:
         """GET_STATE's answer: bit 0 image installed, bit 1 booted, bit 2 merged."""
         return (1 if self.image else 0) | (2 if self.booted else 0) | (4 if self.merged else 0)
@@ -455,6 +460,9 @@ class Hrt:
 
     def on_exit(self, cpu: HrtCpu, exit: Exit) -> None:
         """An HRT vCPU stopped: waiting for work (WAIT_EVENT), halted, or dead on an exception."""
+        if self.retired:                          # reset while it ran (a nested ROS run): gone
+            cpu.state = "dead"
+            return
         if exit.kind is ExitKind.BUDGET:
             self.preempt(cpu)
             return
@@ -531,6 +539,33 @@ class HrtDispatch:
             # The poster waits at once: as WAIT_EVENT; with no work it halts until the completion.
             result = hrt._take_work(cpu, a3) if cpu.work else 0
             cpu.halt_wait = 0 if result else a0
+            if not result and hrt.serve_now is not None:
+                # The partner serves the event right here, its ROS vCPU run inside this hypercall
+                # (the machine's serve_now): if it completes the event, the vCPU goes on without
+                # halting (a WAKE finds the event completed); else it halts as above.
+                hrt.serve_now(cpu)
+                if hrt.retired:                   # the process ended or exec'd meanwhile
+                    cpu.state = "dead"
+                    vcpu.stop(Exit(ExitKind.HALT, rip=vcpu.reg("rip"), detail="HRT reset"))
+                    return None
+                if cpu.flush == 1:
+                    # The ROS changed mappings meanwhile (a TLB shootdown): drop what this vCPU's
+                    # TLB holds before it goes on, here, as a CPU's invlpg does in the middle of a
+                    # block (the block's later accesses walk the new page tables).
+                    vcpu.flush_tlb()
+                    cpu.flush = 0
+                if cpu.flush:
+                    # Translated code may be stale too: this block must not go on. The vCPU halts
+                    # (event_completed marked it to resume if the event is done) and run_vcpu
+                    # flushes before it runs again.
+                    pass
+                elif cpu.halt_wait == 0:
+                    cpu.resume = False
+                    hrt.channels.stats.served_at_once += 1
+                    result = abi.WORK["WAKE"]
+                elif cpu.work:
+                    result = hrt._take_work(cpu, a3)
+                    cpu.halt_wait = 0 if result else a0
         vcpu.set_rax(result)
         return None
 

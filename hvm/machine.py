@@ -66,6 +66,7 @@ class Machine:
         self.hrt_wp = hrt_wp
         self.hrt_local = hrt_local
         self.guest: GuestOS | None = None
+        self._ros_vcpus: list[Vcpu] = []
         if hrt_size:
             hpart = self.memory.add_partition("hrt", mem_size, hrt_size)
             self.hrt = self._new_hrt(hpart, [self.ros, hpart], hrt_cpus)
@@ -177,6 +178,7 @@ class Machine:
         hrt.local_write = self._console_write
         hrt.show_console = self.console
         hrt.on_call_done = self._call_done
+        hrt.serve_now = self._serve_now
         return hrt
 
     def _console_write(self, pid: int, fd: int, data: bytes) -> int | None:
@@ -207,6 +209,7 @@ class Machine:
         for cpu in hrt.cpus:
             if cpu.vcpu is not None:
                 self.vcpus.remove(cpu.vcpu)
+        hrt.retired = True
         for cb in self._pending_calls.values():
             cb(-errno.ECANCELED)
         self._pending_calls.clear()
@@ -219,13 +222,33 @@ class Machine:
             self.log(f"[hvm] HRT reset: vCPUs stopped, image forgotten{', HRT memory cleared' if clear else ''}")
 
     # -- the run loop ------------------------------------------------------------------------------
+    def _serve_now(self, hcpu) -> None:
+        """From inside HRT vCPU `hcpu`'s POST_EVENT (a nested run: Unicorn runs one engine from
+        another's hook): give each ROS vCPU one run, as the run loop would after the HRT vCPU
+        halted, so the partner can take, perform and complete the event first. Not with a debugger
+        (its stops and thread list assume one vCPU running at a time)."""
+        guest, ros_vcpus = self.guest, self._ros_vcpus
+        if guest is None or self.debugger is not None or guest.finished:
+            return
+        stats = self.channels.stats
+        t0 = time.perf_counter_ns()
+        for vcpu in ros_vcpus:
+            if guest.finished or not guest.ready(vcpu):
+                continue
+            guest.on_exit(vcpu, vcpu.run())
+        guest.lend_cpu(hcpu.vcpu, hcpu.others_want)     # the HRT vCPU's slice again
+        dt = time.perf_counter_ns() - t0
+        stats.ros_ns += dt
+        stats.hrt_ns -= dt                               # (the HRT run's time includes it)
+
+    # -- the run loop ------------------------------------------------------------------------------
     def run(self, guest: GuestOS) -> int:
         """Boot `guest` on a ROS vCPU and run every vCPU until the guest finishes; its exit status.
 
         One host thread, a fixed order: each ROS vCPU with a thread to run, until it blocks or its
         slice ends (the guest's watchdog ends a slice only when another vCPU has work), then each
         HRT vCPU with work until it waits, halts or forwards an event."""
-        ros_vcpus = [self.add_ros_vcpu(guest) for _ in range(self.ros_cpus)]
+        ros_vcpus = self._ros_vcpus = [self.add_ros_vcpu(guest) for _ in range(self.ros_cpus)]
         self.guest = guest
         guest.hvm_busy = lambda: self.hrt is not None and self.hrt.any_runnable()
         self.channels.notify_ros = guest.hvm_event
