@@ -70,6 +70,7 @@ class RosKernel:
         self.tlb = TlbHooks(flush_tlb=self._flush_tlbs, flush_code=self._flush_code, released=self._released)
         self.hvm_mm: AddressSpace | None = None     # the address space merged into the HRT
         self.hvm_waiters: dict[int, Thread] = {}    # event channel -> the partner waiting on it
+        self.itimers: set[Process] = set()          # processes with an armed ITIMER_REAL (set_itimer)
         self._lend_wants: dict = {}                  # lend_cpu's others_want -> the watchdog's test
         self._cpu_of: dict[Vcpu, RosCpu] = {}
         self.processes: dict[int, Process] = {}
@@ -158,11 +159,23 @@ class RosKernel:
     def hvm_event(self, channel: int) -> None:
         """The HRT posted an event on `channel`: wake the partner waiting there."""
         t = self.hvm_waiters.pop(channel, None)
-        if t is not None and t.state == BLOCKED:
-            if t.wait is not None and t.wait.kind == "hvmchan":
-                # Take the event for it: its ioctl then returns the kind without being re-run.
-                t.wait.result = hvmdev.take_posted(t.proc.mm, channel)
-            self.sched.wake(t, woken=True)
+        if t is None or t.state != BLOCKED:
+            return
+        w = t.wait
+        if w is not None and w.kind == "hvmchan":
+            # Take the event for it: its ioctl then returns the kind without being re-run.
+            w.result = hvmdev.take_posted(t.proc.mm, channel)
+            cpu = t.on_cpu
+            if (w.result is not None and cpu is not None and cpu.idle and cpu.current is t
+                    and t.allowed_on(cpu.index) and not self.deliverable(t)):
+                # The partner's idle vCPU still holds its registers, and nothing else is due to
+                # it: it goes on there at once (what reschedule would do, without the search).
+                self.sched.run_in_place(t)
+                self._complete_blocked_call(cpu.vcpu, t)
+                cpu.idle = False
+                cpu.vcpu.preempt_requested = False      # a new slice starts now
+                return
+        self.sched.wake(t, woken=True)
 
     def console_write(self, pid: int, fd: int, data: bytes) -> int | None:
         """`--hrt-local write`: the AeroKernel writes fd 1 or 2 of the merged process `pid` itself
@@ -744,20 +757,32 @@ class RosKernel:
         self._notify_parent(proc, signals.CLD_CONTINUED, signals.SIGCONT)
 
     # -- timers -----------------------------------------------------------------------------------
+    def set_itimer(self, proc: Process, value: tuple[int, int] | None) -> None:
+        """Arm (expiry ns, interval ns) or disarm (None) `proc`'s ITIMER_REAL."""
+        proc.itimer = value
+        if value is None:
+            self.itimers.discard(proc)
+        else:
+            self.itimers.add(proc)
+
     def _next_itimer(self) -> int | None:
-        due = [p.itimer[0] for p in self.processes.values() if p.itimer and not p.zombie]
+        due = [p.itimer[0] for p in self.itimers if not p.zombie]
         return min(due) if due else None
 
     def _check_timers(self) -> None:
-        now = now_ns()
-        due = [p for p in self.processes.values() if p.itimer and not p.zombie and now >= p.itimer[0]]
-        for p in due:
-            expiry, interval = p.itimer
-            p.itimer = (expiry + interval * max(1, (now - expiry) // interval + 1), interval) if interval else None
-            self.post_signal(p, SigInfo(signals.SIGALRM, signals.SI_KERNEL))
-        over = [t for t in self.sched.blocked if t.wait and t.wait.deadline is not None and now >= t.wait.deadline]
-        for t in over:
-            self.sched.wake(t, timed_out=True)
+        """Fire due interval timers (SIGALRM) and end the waits whose deadline passed: at every
+        reschedule, so nothing but a set test while none is armed."""
+        if self.itimers:
+            now = now_ns()
+            for p in [p for p in self.itimers if p.zombie or now >= p.itimer[0]]:
+                if p.zombie:
+                    self.itimers.discard(p)
+                    continue
+                expiry, interval = p.itimer
+                self.set_itimer(p, (expiry + interval * max(1, (now - expiry) // interval + 1), interval)
+                                if interval else None)
+                self.post_signal(p, SigInfo(signals.SIGALRM, signals.SI_KERNEL))
+        self.sched.wake_timed_out()
 
     # -- host signals (Ctrl-C) --------------------------------------------------------------------
     def _install_host_signal_handlers(self) -> None:

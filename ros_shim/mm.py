@@ -179,6 +179,7 @@ class AddressSpace:
         self._starts: list[int] = []
         self.brk_start = self.brk = 0
         self.mmap_base = layout.MMAP_BASE
+        self._remembered: dict[int, int] = {}  # kernel_page's answers until the next TLB flush
 
     @property
     def cr3(self) -> int:
@@ -233,7 +234,7 @@ class AddressSpace:
         if not removed:
             return
         self._release_pages(start, end)
-        self.tlb.flush_tlb(self)
+        self._flush_tlb()
 
     def _release_pages(self, start: int, end: int) -> None:
         """Unmap [start, end) and drop the frames' references. If a frame that was mapped
@@ -278,13 +279,13 @@ class AddressSpace:
                 if prot & PROT_WRITE and not v.flags & MAP_SHARED and self.frames.refcount(pa) > 1:
                     cow = PTE_SOFT_COW
                 self.mem.write_u64(slot, self._pte_for(pa, v, cow))
-        self.tlb.flush_tlb(self)
+        self._flush_tlb()
 
     def discard(self, start: int, end: int) -> None:
         """MADV_DONTNEED: drop resident pages; the next touch refills them (zero or from the file)."""
         self.writeback(start, end)
         self._release_pages(start, end)
-        self.tlb.flush_tlb(self)
+        self._flush_tlb()
 
     def writeback(self, start: int, end: int) -> None:
         """Write resident pages of shared file mappings in [start, end) back to their files."""
@@ -316,7 +317,7 @@ class AddressSpace:
         self._insert(moved)
         if vma.prot & PROT_EXEC:
             self.tlb.flush_code(self)
-        self.tlb.flush_tlb(self)
+        self._flush_tlb()
         return dest
 
     def _pte_for(self, pa: int, vma: Vma, cow: int = 0) -> int:
@@ -376,7 +377,7 @@ class AddressSpace:
             if write and pte & PTE_SOFT_COW:
                 self._break_cow(page, slot, pte, vma)
             # else: another vCPU or an earlier fault already resolved it; the TLB held a stale entry
-            self.tlb.flush_tlb(self)
+            self._flush_tlb()
             return True
         backing = vma.backing
         offset = vma.offset + (page - vma.start)
@@ -422,6 +423,23 @@ class AddressSpace:
         if not self.fault(va, PF_U | (PF_W if write else 0)):
             return None
         return self.pt.translate(va, write)
+
+    def kernel_page(self, va: int, write: bool) -> int | None:
+        """user_page for an address the kernel touches again and again (an HVM event record):
+        remembered, like a TLB entry, until this address space's TLBs are next flushed, which
+        every change of a present mapping does (unmap, protect, COW, fork, move)."""
+        key = (va >> 12 << 1) | (1 if write else 0)
+        page = self._remembered.get(key)
+        if page is None:
+            pa = self.user_page(va, write)
+            if pa is None:
+                return None
+            page = self._remembered[key] = pa & ~(PAGE_SIZE - 1)
+        return page | (va & (PAGE_SIZE - 1))
+
+    def _flush_tlb(self) -> None:
+        self._remembered.clear()
+        self.tlb.flush_tlb(self)
 
     def user_buffers(self, va: int, n: int, write: bool) -> list[memoryview] | None:
         """The guest-physical pieces of [va, va+n) as writable views (for readv/writev straight
@@ -500,7 +518,7 @@ class AddressSpace:
                 data = entries.tobytes()
             mem.write(table, data)
             mem.write(child.pt.table_for(base), data)
-        self.tlb.flush_tlb(self)
+        self._flush_tlb()
         return child
 
     # -- teardown ---------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class Scheduler:
     def __init__(self):
         self.runq: collections.deque[Thread] = collections.deque()
         self.blocked: set[Thread] = set()
+        self.timed: set[Thread] = set()    # of those, the ones whose wait has a deadline
         self.fd_waiters: dict[int, set[Thread]] = {}    # host fd -> threads waiting on it
         self.external_waits = 0        # fd waits the ROS cannot see change (not guest pipes): poll them
         self.timers: list = []            # (deadline ns, callback) of interval timers, kept sorted
@@ -63,6 +64,8 @@ class Scheduler:
         t.wait = wait
         t.state = BLOCKED
         self.blocked.add(t)
+        if wait.deadline is not None:
+            self.timed.add(t)
         if wait.kind == "fd":
             for fd, _ in wait.fds:
                 self.fd_waiters.setdefault(fd, set()).add(t)
@@ -73,6 +76,7 @@ class Scheduler:
         if t not in self.blocked:
             return
         self.blocked.discard(t)
+        self.timed.discard(t)
         w = t.wait
         if w is not None and w.kind == "fd":
             for fd, _ in w.fds:
@@ -83,6 +87,11 @@ class Scheduler:
                         del self.fd_waiters[fd]
             if not w.internal:
                 self.external_waits -= 1
+
+    def run_in_place(self, t: Thread) -> None:
+        """End `t`'s wait without queueing it: the vCPU that holds it runs it next."""
+        self._unblock(t)
+        t.state = RUNNABLE
 
     def wake_fd(self, host_fd: int) -> None:
         """Something happened on host_fd (a guest wrote, read or closed the other end of a pipe):
@@ -121,7 +130,7 @@ class Scheduler:
         return any(t.state == RUNNABLE and t.allowed_on(cpu) for t in self.runq)
 
     def next_deadline(self, extra: int | None = None) -> int | None:
-        deadlines = [t.wait.deadline for t in self.blocked if t.wait and t.wait.deadline is not None]
+        deadlines = [t.wait.deadline for t in self.timed]
         if extra is not None:
             deadlines.append(extra)
         return min(deadlines) if deadlines else None
@@ -152,9 +161,13 @@ class Scheduler:
         for t in fd_waiters:
             if any(ready.get(fd) for fd, _ in t.wait.fds):
                 self.wake(t, woken=True)
-        now = now_ns()
-        for t in list(self.blocked):
-            if t.wait and t.wait.deadline is not None and now >= t.wait.deadline:
+        self.wake_timed_out()
+
+    def wake_timed_out(self) -> None:
+        """Wake the blocked threads whose deadline has passed."""
+        if self.timed:
+            now = now_ns()
+            for t in [t for t in self.timed if now >= t.wait.deadline]:
                 self.wake(t, timed_out=True)
 
 

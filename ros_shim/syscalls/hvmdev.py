@@ -143,15 +143,15 @@ _HC_COMPLETE = abi.HC["COMPLETE_EVENT"]
 
 def _record(mm, channel: int) -> tuple[int, int, int] | None:
     """(kind, state, guest-physical address of state) of the record at `channel`, paged in for
-    writing (one page-table walk for both fields unless they straddle a page); None if not
+    writing (the page remembered by the address space until its mappings change); None if not
     accessible."""
-    pa = mm.user_page(channel, True)
+    pa = mm.kernel_page(channel, True)
     if pa is None:
         return None
     if (channel & 0xFFF) + 16 <= 0x1000:
         state_pa = pa + _OFF_STATE
     else:
-        state_pa = mm.user_page(channel + _OFF_STATE, True)
+        state_pa = mm.kernel_page(channel + _OFF_STATE, True)
         if state_pa is None:
             return None
     mem = mm.mem

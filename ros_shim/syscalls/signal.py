@@ -207,7 +207,7 @@ def _pack_itimerval(interval, value):
 def sys_alarm(k, t, seconds, *_):
     left, _ = _itimer_value(t.proc)
     seconds &= 0xFFFF_FFFF
-    t.proc.itimer = (now_ns() + seconds * NS, 0) if seconds else None
+    k.set_itimer(t.proc, (now_ns() + seconds * NS, 0) if seconds else None)
     return (left + NS // 2) // NS if left else 0     # rounded, as Linux does
 
 
@@ -228,7 +228,7 @@ def sys_setitimer(k, t, which, new, old, *_):
         if not (0 <= iusec < 1_000_000 and 0 <= vusec < 1_000_000) or isec < 0 or vsec < 0:
             return -errno.EINVAL
         v = vsec * NS + vusec * 1000
-        t.proc.itimer = (now_ns() + v, isec * NS + iusec * 1000) if v else None
+        k.set_itimer(t.proc, (now_ns() + v, isec * NS + iusec * 1000) if v else None)
     if old and not t.proc.mm.write(old, _pack_itimerval(interval, value)):
         return -errno.EFAULT
     return 0
