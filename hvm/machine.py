@@ -74,6 +74,9 @@ class Machine:
     def add_ros_vcpu(self, guest: GuestOS) -> Vcpu:
         dispatch = _Dispatch(guest.on_syscall, guest.on_exception, self.on_port_io)
         vcpu = Vcpu(len(self.vcpus), self.memory, [self.ros], dispatch)
+        # The ROS may park a run inside a blocking system call (Vcpu.park), not with a debugger
+        # (its stops and register views assume a stopped vCPU).
+        vcpu.parkable = self.debugger is None
         self.vcpus.append(vcpu)
         return vcpu
 
@@ -287,6 +290,8 @@ class Machine:
                     stats.hrt_ns += clock() - t0
             if guest.idle and not guest.finished:
                 guest.reschedule(ros_vcpus[0])     # waits for events when no vCPU has work
+        for vcpu in ros_vcpus:
+            vcpu.unpark()                          # (a run parked in a call ends here)
         if dbg is not None:
             dbg.finish(guest.exit_status)
         return guest.exit_status

@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from greenlet import GreenletExit, getcurrent, greenlet
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
 from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
@@ -111,6 +112,7 @@ class ExitKind(enum.Enum):
     BREAKPOINT = "breakpoint"
     BUDGET = "budget"
     DEBUG = "debug"                   # a debugger's stop: detail is breakpoint, step, watch or interrupt
+    PARKED = "parked"                 # the guest OS parked the run in a blocking system call (Vcpu.park)
 
 
 # Exception vectors
@@ -183,6 +185,14 @@ class Vcpu:
         self._hook_error: BaseException | None = None
         self.preempt_requested = False
         self._in_run = False                     # inside emu_start (set_reg: RIP through the API)
+        # Parking (park/unpark): a run that the guest OS suspends inside a blocking system call's
+        # hook instead of stopping Unicorn. The run then lives on a greenlet of its own, the
+        # vCPU's kernel stack, as it were: the next run() resumes it where it stopped.
+        self.parkable = False                    # the machine allows it (a ROS vCPU, no debugger)
+        self.parked = False
+        self._engine: greenlet | None = None     # the greenlet whose emu_start a parked run is in
+        self._resumer: greenlet | None = None    # who resumed it: where it switches back to
+        self._killed = False
         self._in_hook = threading.Lock()
         # The live register file in Unicorn's CPU state, when it can be located and proven
         # (unicorn_quirks.register_file_address); otherwise the (slower) API paths below.
@@ -248,13 +258,75 @@ class Vcpu:
 
     # -- running ----------------------------------------------------------------------------------
     def run(self) -> Exit:
-        """Run from the current RIP until an exit the handler did not absorb."""
+        """Run from the current RIP until an exit the handler did not absorb (a parked run goes
+        on where it was parked, from the registers as they are now)."""
         self._pending = None
         self.runs += 1
         with self._in_hook:                       # (see request_preempt)
             requested = self._requested_exit()
         if requested is not None:
             return requested
+        if not self.parkable:
+            return self._run_engine()
+        self._resumer = getcurrent()
+        if self.parked:
+            return self._engine.switch(True)     # park() returns True: the hook goes on
+        if self._engine is None or self._engine.dead:
+            self._engine = greenlet(self._engine_loop)
+        return self._engine.switch()
+
+    def _engine_loop(self) -> None:
+        """A parkable vCPU's greenlet: each run's emu_start, its exit handed to whoever ran it."""
+        while not self._killed:
+            try:
+                exit = self._run_engine()
+            except BaseException as e:           # (a hook's error, raised where run() was called)
+                self._resumer.throw(e)
+                continue
+            if self._killed:
+                return
+            self._resumer.switch(exit)
+
+    def park(self) -> bool:
+        """From inside the system call hook (the guest OS's handler, which has put the calling
+        thread to sleep and found nothing else to run): suspend the run right here instead of
+        stopping Unicorn, and let run()'s caller go on as if the vCPU had stopped after the
+        `syscall` with the registers as they are now (RIP at the `syscall`, as a blocked call
+        re-runs). Returns when the vCPU runs again: True, the hook returns and execution goes on
+        from RIP as the guest OS left it (a result in RAX, a signal frame, the call to re-run),
+        without an `emu_start`; False (unpark), the hook must stop the run there."""
+        if not self.can_park():
+            raise RuntimeError("park() outside a parkable vCPU's system call hook")
+        self.parked = True
+        self._in_run = False                     # (RIP is written in place while parked)
+        self._in_hook.release()
+        try:
+            go_on = self._resumer.switch(Exit(ExitKind.PARKED, rip=self._regfile[16]))
+        except GreenletExit:                     # the vCPU was dropped while parked
+            self._killed, go_on = True, False
+        finally:
+            self._in_hook.acquire()
+            self.parked = False
+            self._in_run = True
+        # The hook's caller adds the `syscall`'s length: whatever RIP the guest OS set is where the
+        # run goes on (or, stopping, where the next run starts).
+        self._regfile[16] = (self._regfile[16] - 2) & _MASK64
+        return go_on
+
+    def can_park(self) -> bool:
+        return (self.parkable and self._regfile is not None and self._in_run and not self.parked
+                and self._engine is not None and getcurrent() is self._engine)
+
+    def unpark(self) -> None:
+        """End a parked run for good: Unicorn stops right there, so that what needs a stopped vCPU
+        (a context switch, a debugger) can be done; the next run() starts afresh from RIP."""
+        if not self.parked:
+            return
+        self._resumer = getcurrent()
+        self._engine.switch(False)               # (returns the run's stop: nothing to handle)
+
+    def _run_engine(self) -> Exit:
+        self._pending = None
         if self._debug is not None and self._debug_armed[2]:
             self._debug.on_mappings(self)
         rip = self.reg("rip")
@@ -305,7 +377,8 @@ class Vcpu:
         system call, about once in a few hundred threaded runs under load)."""
         with self._in_hook:
             self.preempt_requested = True
-            self.uc.emu_stop()
+            if not self.parked:                   # (a parked run is not going on: run() sees the flag)
+                self.uc.emu_stop()
 
     def request_debug_stop(self) -> None:
         """From any host thread: end the current (or next) run() with a DEBUG exit, detail
@@ -418,6 +491,7 @@ class Vcpu:
         breakpoints, step, watch = frozenset(breakpoints), bool(step), tuple(watch)
         if debug is self._debug and (breakpoints, step, watch) == self._debug_armed:
             return
+        self.unpark()
         old_bps, old_step, old_watch = self._debug_armed
         code_cb, mem_cb = self._debug_callbacks
         code_hooks, mem_hooks = self._debug_hooks
@@ -516,6 +590,8 @@ class Vcpu:
             if i is not None and (i < 16 or not self._in_run):
                 rf[i] = value & _MASK64
                 return
+        if self.parked and name not in ("rflags", "rip"):
+            self.unpark()                         # (segments, control registers: a stopped vCPU)
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
         uclib.uc_reg_write(self._h, REGS[name], ctypes.byref(self._one))
         if name == "rip" and self._in_run and self._pc_sync is not None:
@@ -583,12 +659,14 @@ class Vcpu:
     # -- whole-state save/restore (thread switches) ------------------------------------------------
     def save_context(self, into=None):
         """The whole CPU state; `into` reuses a context from an earlier save."""
+        self.unpark()
         if into is None:
             return self.uc.context_save()
         self.uc.context_update(into)
         return into
 
     def restore_context(self, ctx) -> None:
+        self.unpark()
         self.uc.context_restore(ctx)
 
     # -- caches -----------------------------------------------------------------------------------

@@ -340,6 +340,10 @@ class RosKernel:
             t.wait.nr = nr
             if self.trace:
                 t.wait.args = (a0, a1, a2, a3, a4, a5)
+            if vcpu.parkable:
+                parked = self._park(vcpu, cpu, t)
+                if parked is not None:
+                    return parked
             cpu.need_resched = True
             return False
         if ret is NORETURN:
@@ -351,6 +355,24 @@ class RosKernel:
             cpu.need_resched = True
             return False
         return True
+
+    def _park(self, vcpu: Vcpu, cpu: RosCpu, t: Thread) -> bool | None:
+        """`t` blocked in a system call. When reschedule would find nothing else to run on this
+        vCPU (no queued thread, no host signal, no signal for t) while the HRT has work (so the
+        machine goes on with it rather than wait for events), park the run inside the call instead
+        of stopping Unicorn (Vcpu.park): the vCPU is idle and holds t, exactly as after on_exit and
+        reschedule, and when t is woken the next run goes on from inside this hook, without an
+        emu_start (a partner waiting for its next event: docs/split.md). None: not parked (stop as
+        usual); True: t was resumed (its registers are set); False: the run must stop now (a context
+        switch or the end), its bookkeeping already done."""
+        if self.sched.runq or self.host_signals or self.deliverable(t) or not self.hvm_busy() \
+                or not vcpu.can_park():
+            return None
+        vcpu.set_rax(t.wait.nr)               # as on_exit leaves a blocked call: RIP at the syscall
+        cpu.need_resched = False
+        cpu.idle = True
+        self.watchdog.running = None
+        return vcpu.park()
 
     def _trace(self, t, entry, nr, args, ret) -> None:
         if ret is BLOCK:
@@ -378,9 +400,11 @@ class RosKernel:
 
     def on_exit(self, vcpu: Vcpu, exit: Exit) -> None:
         """An exit that stopped the vCPU: turn faults into signals, then decide who runs next."""
+        kind = exit.kind
+        if kind is ExitKind.PARKED:
+            return                            # (Kernel._park did what this and reschedule would)
         cpu = self.cpu = self._cpu_of[vcpu]
         t = cpu.current
-        kind = exit.kind
         if kind is ExitKind.SYSCALL:
             if t is not None and t.state == BLOCKED:
                 # Re-execute the syscall when the thread wakes: back up over `syscall` (rax = nr).
