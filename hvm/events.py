@@ -32,7 +32,7 @@ def _signed(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     cpu: int                      # the HRT vCPU whose thread waits
     posted_ns: int

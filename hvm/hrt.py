@@ -456,7 +456,10 @@ class Hrt:
         return [c for c in self.cpus if c.state == "running"]
 
     def any_runnable(self) -> bool:
-        return any(c.state == "running" for c in self.cpus)
+        for c in self.cpus:
+            if c.state == "running":
+                return True
+        return False
 
     def on_exit(self, cpu: HrtCpu, exit: Exit) -> None:
         """An HRT vCPU stopped: waiting for work (WAIT_EVENT), halted, or dead on an exception."""

@@ -16,9 +16,10 @@ from . import abi
 from .events import Channels
 from .hrt import Hrt, HrtError
 from .memory import GuestMemory
-from .vcpu import Exit, Vcpu
+from .vcpu import Exit, ExitKind, Vcpu
 
 _HC_NAMES = {number: name for name, number in abi.HC.items()}
+_HC_COMPLETE_EVENT = abi.HC["COMPLETE_EVENT"]
 
 
 class GuestOS(Protocol):
@@ -90,6 +91,8 @@ class Machine:
                       on_done: Callable[[int], None] | None = None) -> int | None:
         """A hypercall issued by the ROS kernel (ring 0 of a ROS vCPU). Returns its result, or None
         when it completes later (INVOKE_FUNC_SYNC): then `on_done(result)` is called."""
+        if nr == _HC_COMPLETE_EVENT and not self.trace:      # the partner's, once per forwarded event
+            return self._complete_event(a0)
         name = _HC_NAMES.get(nr)
         if name == "GET_STATE":                  # the null hypercall (either side): nothing to check
             result = 0 if self.hrt is None else self.hrt.state_bits()
@@ -108,12 +111,8 @@ class Machine:
         hrt = self.hrt
         if hrt is None:
             return -errno.ENODEV                     # this machine has no HRT partition (--hrt-mem 0)
-        if name == "COMPLETE_EVENT":                 # the partner's, once per forwarded event: first
-            waiting = self.channels.completed(a0, hrt.cr3)
-            if waiting is None:
-                return -errno.ENOENT
-            hrt.event_completed(waiting, a0)
-            return 0
+        if name == "COMPLETE_EVENT":
+            return self._complete_event(a0)
         try:
             if name == "INSTALL_IMAGE":
                 if hrt.booted:
@@ -174,6 +173,17 @@ class Machine:
             self.log(f"mvemu: HVM: {e}")
             return -errno.ENOEXEC
         return -errno.ENOSYS
+
+    def _complete_event(self, channel: int) -> int:
+        """COMPLETE_EVENT: the partner completed the event on `channel`; wake the HRT vCPU on it."""
+        hrt = self.hrt
+        if hrt is None:
+            return -errno.ENODEV
+        waiting = self.channels.completed(channel, hrt.cr3)
+        if waiting is None:
+            return -errno.ENOENT
+        hrt.event_completed(waiting, channel)
+        return 0
 
     def _new_hrt(self, part, all_parts, ncpus: int) -> Hrt:
         hrt = Hrt(self.memory, part, all_parts, ncpus, self.log, self.trace, self.channels, wp=self.hrt_wp,
@@ -238,7 +248,9 @@ class Machine:
         for vcpu in ros_vcpus:
             if guest.finished or not guest.ready(vcpu):
                 continue
-            guest.on_exit(vcpu, vcpu.run())
+            exit = vcpu.run()
+            if exit.kind is not ExitKind.PARKED:         # (a parked run needs nothing more)
+                guest.on_exit(vcpu, exit)
         guest.lend_cpu(hcpu.vcpu, hcpu.others_want)     # the HRT vCPU's slice again
         dt = time.perf_counter_ns() - t0
         stats.ros_ns += dt

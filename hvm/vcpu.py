@@ -131,6 +131,9 @@ class Exit:
     detail: str = ""
 
 
+_PARKED = Exit(ExitKind.PARKED)               # what run() returns for every park (nothing to read in it)
+
+
 class ExitHandler(Protocol):
     """The machine's dispatch. Each method returns True to keep the vCPU running, False to stop
     it (run() then returns the exit)."""
@@ -295,13 +298,11 @@ class Vcpu:
         re-runs). Returns when the vCPU runs again: True, the hook returns and execution goes on
         from RIP as the guest OS left it (a result in RAX, a signal frame, the call to re-run),
         without an `emu_start`; False (unpark), the hook must stop the run there."""
-        if not self.can_park():
-            raise RuntimeError("park() outside a parkable vCPU's system call hook")
         self.parked = True
         self._in_run = False                     # (RIP is written in place while parked)
         self._in_hook.release()
         try:
-            go_on = self._resumer.switch(Exit(ExitKind.PARKED, rip=self._regfile[16]))
+            go_on = self._resumer.switch(_PARKED)
         except GreenletExit:                     # the vCPU was dropped while parked
             self._killed, go_on = True, False
         finally:

@@ -365,8 +365,8 @@ class RosKernel:
         emu_start (a partner waiting for its next event: docs/split.md). None: not parked (stop as
         usual); True: t was resumed (its registers are set); False: the run must stop now (a context
         switch or the end), its bookkeeping already done."""
-        if self.sched.runq or self.host_signals or self.deliverable(t) or not self.hvm_busy() \
-                or not vcpu.can_park():
+        if self.sched.runq or self.host_signals or not vcpu.can_park() or self.deliverable(t) \
+                or not self.hvm_busy():
             return None
         vcpu.set_rax(t.wait.nr)               # as on_exit leaves a blocked call: RIP at the syscall
         cpu.need_resched = False

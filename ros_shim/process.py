@@ -10,7 +10,7 @@ from .mm import AddressSpace
 RUNNABLE, BLOCKED, STOPPED, DEAD = "runnable", "blocked", "stopped", "dead"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Wait:
     """Why a thread is blocked. The syscall that blocked re-runs when the thread wakes (restart
     style, like Linux's -ERESTARTSYS path) and reads the outcome from here."""
