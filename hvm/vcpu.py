@@ -59,6 +59,11 @@ _pick_hypercall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _HYPERCALL_A
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 MSR_EFER, MSR_LSTAR, MSR_FMASK = 0xC000_0080, 0xC000_0082, 0xC000_0084
 _RFLAGS_ID = x86.UC_X86_REG_RFLAGS
+# uc_reg_read / uc_reg_write without the binding's argument conversions (its argtypes): called with
+# arguments that are already ctypes objects (the handle, a reused byref), about 200 instead of 450
+# ns a call, which the hot paths (SYSCALL's RFLAGS, register reads outside the register file) feel.
+_raw_lib = ctypes.CDLL(uclib._name)
+_reg_read_raw, _reg_write_raw = _raw_lib.uc_reg_read, _raw_lib.uc_reg_write
 
 
 # Registers a debugger reads: Unicorn ids by mvemu name. x87 registers (fp0-fp7) are 80-bit, the
@@ -232,6 +237,7 @@ class Vcpu:
         self._sc_vals = (ctypes.c_uint64 * n)()
         self._sc_ptrs = (ctypes.c_void_p * n)(*(ctypes.addressof(self._sc_vals) + 8 * i for i in range(n)))
         self._one = ctypes.c_uint64()
+        self._one_ref = ctypes.byref(self._one)
         self._mmr = UcRegMMR()                   # the binding's uc_x86_mmr record, reused
         self._rax_id = REGS["rax"]
         self._callbacks = [_SYSCALL_CB(self._on_syscall), _OUT_CB(self._on_out), _INTR_CB(self._on_intr)]
@@ -460,7 +466,7 @@ class Vcpu:
             lstar, fmask = self.msr(MSR_LSTAR), self.msr(MSR_FMASK)
         if not lstar:
             return False
-        uclib.uc_reg_read(self._h, _RFLAGS_ID, ctypes.byref(self._one))
+        _reg_read_raw(self._h, _RFLAGS_ID, self._one_ref)
         rflags = self._one.value
         rf = self._regfile
         if rf is not None:
@@ -474,7 +480,7 @@ class Vcpu:
             self.set_reg("r11", rflags)
             self.set_reg("rip", lstar - 2)
         self._one.value = (rflags & ~fmask) | 2
-        uclib.uc_reg_write(self._h, _RFLAGS_ID, ctypes.byref(self._one))
+        _reg_write_raw(self._h, _RFLAGS_ID, self._one_ref)
         return True
 
     # -- guest debugging --------------------------------------------------------------------------
@@ -572,13 +578,13 @@ class Vcpu:
 
     # -- registers --------------------------------------------------------------------------------
     def reg(self, name: str) -> int:
-        uclib.uc_reg_read(self._h, REGS[name], ctypes.byref(self._one))
+        _reg_read_raw(self._h, REGS[name], self._one_ref)
         return self._one.value
 
     def _reg_direct(self, name: str) -> int:
         i = _GPR_INDEX.get(name)
         if i is None:
-            uclib.uc_reg_read(self._h, REGS[name], ctypes.byref(self._one))
+            _reg_read_raw(self._h, REGS[name], self._one_ref)
             return self._one.value
         return self._regfile[i]
 
@@ -594,7 +600,7 @@ class Vcpu:
         if self.parked and name not in ("rflags", "rip"):
             self.unpark()                         # (segments, control registers: a stopped vCPU)
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
-        uclib.uc_reg_write(self._h, REGS[name], ctypes.byref(self._one))
+        _reg_write_raw(self._h, REGS[name], self._one_ref)
         if name == "rip" and self._in_run and self._pc_sync is not None:
             self._pc_sync.value = False
 
@@ -626,7 +632,7 @@ class Vcpu:
 
     def set_rax(self, value: int) -> None:
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
-        uclib.uc_reg_write(self._h, self._rax_id, ctypes.byref(self._one))
+        _reg_write_raw(self._h, self._rax_id, self._one_ref)
 
     def msr(self, index: int) -> int:
         return self.uc.msr_read(index)
