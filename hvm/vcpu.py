@@ -55,7 +55,7 @@ _pick_syscall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _SYSCALL_ARG_R
 _TABLE_REGS = {"idtr": x86.UC_X86_REG_IDTR, "gdtr": x86.UC_X86_REG_GDTR, "ldtr": x86.UC_X86_REG_LDTR,
                "tr": x86.UC_X86_REG_TR}
 _HYPERCALL_ARG_REGS = ("rax", "rdi", "rsi", "rcx", "r8")
-_pick_hypercall_args = operator.itemgetter(*(_GPR_INDEX[r] for r in _HYPERCALL_ARG_REGS))
+_RDI, _RSI, _RCX, _R8 = (_GPR_INDEX[r] for r in _HYPERCALL_ARG_REGS[1:])
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 MSR_EFER, MSR_LSTAR, MSR_FMASK = 0xC000_0080, 0xC000_0082, 0xC000_0084
 _RFLAGS_ID = x86.UC_X86_REG_RFLAGS
@@ -271,10 +271,11 @@ class Vcpu:
         on where it was parked, from the registers as they are now)."""
         self._pending = None
         self.runs += 1
-        with self._in_hook:                       # (see request_preempt)
-            requested = self._requested_exit()
-        if requested is not None:
-            return requested
+        if self.preempt_requested or self.debug_stop_requested:
+            with self._in_hook:                   # (taken under the lock: see request_preempt)
+                requested = self._requested_exit()
+            if requested is not None:
+                return requested
         if not self.parkable:
             return self._run_engine()
         self._resumer = getcurrent()
@@ -321,8 +322,8 @@ class Vcpu:
         return go_on
 
     def can_park(self) -> bool:
-        return (self.parkable and self._regfile is not None and self._in_run and not self.parked
-                and self._engine is not None and getcurrent() is self._engine)
+        """Inside a run of a parkable vCPU (which always runs on its engine greenlet)."""
+        return self.parkable and self._in_run and not self.parked and self._regfile is not None
 
     def unpark(self) -> None:
         """End a parked run for good: Unicorn stops right there, so that what needs a stopped vCPU
@@ -618,8 +619,9 @@ class Vcpu:
 
     def hypercall_args(self) -> tuple[int, ...]:
         """(number, a0..a3) of a hypercall (`out` on the HVM port): EAX, RDI, RSI, RCX, R8."""
-        if self._regfile is not None:
-            nr, a0, a1, a2, a3 = _pick_hypercall_args(_REGFILE.unpack_from(self._regfile))
+        rf = self._regfile
+        if rf is not None:
+            nr, a0, a1, a2, a3 = rf[0], rf[_RDI], rf[_RSI], rf[_RCX], rf[_R8]
         else:
             nr, a0, a1, a2, a3 = (self.reg(r) for r in _HYPERCALL_ARG_REGS)
         return nr & 0xFFFF_FFFF, a0, a1, a2, a3

@@ -142,20 +142,21 @@ _HC_COMPLETE = abi.HC["COMPLETE_EVENT"]
 
 
 def _record(mm, channel: int) -> tuple[int, int, int] | None:
-    """(kind, state, guest-physical address of state) of the record at `channel`, paged in for
-    writing (the page remembered by the address space until its mappings change); None if not
-    accessible."""
+    """(kind, state, state's index in guest memory's 64-bit word view) of the 8-aligned record at
+    `channel`, paged in for writing (the page remembered by the address space until its mappings
+    change); None if not accessible."""
     pa = mm.kernel_page(channel, True)
     if pa is None:
         return None
     if (channel & 0xFFF) + 16 <= 0x1000:
-        state_pa = pa + _OFF_STATE
+        state_i = (pa + _OFF_STATE) >> 3
     else:
         state_pa = mm.kernel_page(channel + _OFF_STATE, True)
         if state_pa is None:
             return None
-    mem = mm.mem
-    return mem.read_u64(pa), mem.read_u64(state_pa), state_pa
+        state_i = state_pa >> 3
+    u64 = mm.mem.u64
+    return u64[pa >> 3], u64[state_i], state_i
 
 
 def take_posted(mm, channel: int) -> int | None:
@@ -165,7 +166,7 @@ def take_posted(mm, channel: int) -> int | None:
     rec = _record(mm, channel)
     if rec is None or rec[1] != _POSTED:
         return None
-    mm.mem.write_u64(rec[2], _TAKEN)
+    mm.mem.u64[rec[2]] = _TAKEN
     return rec[0]
 
 
@@ -183,13 +184,13 @@ def _channel_wait(k, t, mm, channel: int, complete: bool) -> int:
     rec = _record(mm, channel)
     if rec is None:
         return -errno.EFAULT
-    kind, state, state_pa = rec
+    kind, state, state_i = rec
     if complete and state == _TAKEN:
-        mm.mem.write_u64(state_pa, _COMPLETED)
+        mm.mem.u64[state_i] = _COMPLETED
         k.hypercall(_HC_COMPLETE, channel)
         state = _COMPLETED
     if state == _POSTED:
-        mm.mem.write_u64(state_pa, _TAKEN)
+        mm.mem.u64[state_i] = _TAKEN
         return kind
     k.hvm_waiters[channel] = t
     return k.block(t, Wait("hvmchan"))
