@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 images:
+	$(MAKE) -C hvm/native
 	$(MAKE) -C toolchain/sdk
 	$(MAKE) -C guest_images
 	$(MAKE) -C aerokernel
@@ -34,6 +35,7 @@ bench: setup images
 	$(VPY) benchmarks/run.py
 
 clean:
+	$(MAKE) -C hvm/native clean
 	$(MAKE) -C guest_images clean
 	$(MAKE) -C aerokernel clean
 	$(MAKE) -C toolchain/runtime clean

@@ -272,6 +272,9 @@ class Hrt:
                                         *(values[f] for f in abi.BOOT_INFO_FIELDS)))
             cpu.boot_info, cpu.mailbox = info, mailbox
             v = cpu.vcpu = make_vcpu(cpu.index, HrtDispatch(self, cpu))
+            # Its program threads' SYSCALL stays in ring 0: performed natively when hvm/native is
+            # built, with no Python call (else by HrtDispatch.on_syscall).
+            native = v.use_native_syscall()
             v.set_gdtr(abi.HIGH_BASE + gdt, 23)
             v.set_reg("cr3", self.cr3)
             v.set_reg("cr4", abi.HRT_CR4)
@@ -290,7 +293,8 @@ class Hrt:
             cpu.state = "running"
             self._t(f"HRT vCPU {cpu.index} started at {self.image.entry:#x} (rsp {abi.HIGH_BASE + stack_top:#x}, "
                     f"boot info {info:#x}, CR0 {self.cr0:#x} "
-                    f"{'with WP' if self.cr0 & abi.CR0_WP else 'WITHOUT WP: ring-0 writes ignore read-only pages'})")
+                    f"{'with WP' if self.cr0 & abi.CR0_WP else 'WITHOUT WP: ring-0 writes ignore read-only pages'}; "
+                    f"SYSCALL performed {'natively' if native else 'in Python (hvm/native not built)'})")
         self.booted = True
 
     # -- merged address spaces -------------------------------------------------------------------

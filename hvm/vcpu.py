@@ -18,6 +18,7 @@ import operator
 import struct
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from greenlet import GreenletExit, getcurrent, greenlet
@@ -149,6 +150,28 @@ class ExitHandler(Protocol):
         """`out` of `value` to `port`."""
 
 
+class _SyscallInsn(ctypes.Structure):
+    """struct syscall_insn of hvm/native/syscall_insn.c."""
+    _fields_ = [("regfile", ctypes.c_void_p), ("lstar", ctypes.c_void_p), ("fmask", ctypes.c_void_p),
+                ("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p), ("emu_stop", ctypes.c_void_p),
+                ("rflags_id", ctypes.c_int32), ("rcx", ctypes.c_int32), ("r11", ctypes.c_int32),
+                ("rip", ctypes.c_int32), ("count", ctypes.c_uint64), ("no_lstar", ctypes.c_uint64),
+                ("no_lstar_rip", ctypes.c_uint64)]
+
+
+def _load_native() -> ctypes.CDLL | None:
+    """hvm/native's library (`make -C hvm/native`, part of `make images`), or None: the work it
+    does natively is then done in Python."""
+    path = Path(__file__).resolve().parent / "native" / "build" / "libmvemu_native.so"
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError:
+        return None
+
+
+NATIVE = _load_native()
+
+
 class GuestDebug(Protocol):
     """A debugger's view of one vCPU's execution (the shape of KVM_SET_GUEST_DEBUG): what it armed
     with `Vcpu.set_guest_debug` reports here, from inside the run, and the answer says whether the
@@ -241,7 +264,8 @@ class Vcpu:
         self._mmr = UcRegMMR()                   # the binding's uc_x86_mmr record, reused
         self._rax_id = REGS["rax"]
         self._callbacks = [_SYSCALL_CB(self._on_syscall), _OUT_CB(self._on_out), _INTR_CB(self._on_intr)]
-        self._hook(UC_HOOK_INSN, self._callbacks[0], x86.UC_X86_INS_SYSCALL)
+        self._syscall_hook = self._hook(UC_HOOK_INSN, self._callbacks[0], x86.UC_X86_INS_SYSCALL)
+        self._native_syscall: _SyscallInsn | None = None     # (use_native_syscall)
         self._hook(UC_HOOK_INSN, self._callbacks[1], x86.UC_X86_INS_OUT)
         self._hook(UC_HOOK_INTR, self._callbacks[2])
         # Guest debugging (set_guest_debug): nothing is hooked until a debugger arms something.
@@ -255,9 +279,10 @@ class Vcpu:
         self.runs = 0                            # run() calls
         self.hook_calls = 0                      # system call, port and exception hooks run
 
-    def _hook(self, htype: int, cb, insn: int | None = None, begin: int = 1, end: int = 0) -> ctypes.c_size_t:
+    def _hook(self, htype: int, cb, insn: int | None = None, begin: int = 1, end: int = 0,
+              user=None) -> ctypes.c_size_t:
         handle = ctypes.c_size_t()
-        args = [self._h, ctypes.byref(handle), htype, cb, None, ctypes.c_uint64(begin), ctypes.c_uint64(end)]
+        args = [self._h, ctypes.byref(handle), htype, cb, user, ctypes.c_uint64(begin), ctypes.c_uint64(end)]
         if insn is not None:
             args.append(ctypes.c_int(insn))
         status = uclib.uc_hook_add(*args)
@@ -361,6 +386,10 @@ class Vcpu:
             self._undo_watched_store()
         if self._pending is not None:
             return self._pending
+        native = self._native_syscall
+        if native is not None and native.no_lstar:
+            native.no_lstar = 0
+            return Exit(ExitKind.SYSCALL, rip=native.no_lstar_rip, detail="SYSCALL with no LSTAR set")
         with self._in_hook:
             requested = self._requested_exit()
         return requested or Exit(ExitKind.HALT, rip=self.reg("rip"))
@@ -483,6 +512,30 @@ class Vcpu:
         self._one.value = (rflags & ~fmask) | 2
         _reg_write_raw(self._h, _RFLAGS_ID, self._one_ref)
         return True
+
+    def use_native_syscall(self) -> bool:
+        """Perform SYSCALL natively (hvm/native/syscall_insn.c) instead of in the Python hook,
+        for a vCPU whose SYSCALL stays in ring 0 (an HRT vCPU: no exit to the VMM on hardware
+        either). Needs the native library and the live register file and MSRs; False (nothing
+        changed) without them."""
+        if NATIVE is None or self._regfile is None or self._live_lstar is None:
+            return False
+        s = _SyscallInsn(regfile=ctypes.addressof(self._regfile), lstar=ctypes.addressof(self._live_lstar),
+                         fmask=ctypes.addressof(self._live_fmask),
+                         reg_read=ctypes.cast(_reg_read_raw, ctypes.c_void_p).value,
+                         reg_write=ctypes.cast(_reg_write_raw, ctypes.c_void_p).value,
+                         emu_stop=ctypes.cast(_raw_lib.uc_emu_stop, ctypes.c_void_p).value,
+                         rflags_id=_RFLAGS_ID, rcx=_GPR_INDEX["rcx"], r11=_GPR_INDEX["r11"], rip=16)
+        uclib.uc_hook_del(self._h, self._syscall_hook)
+        self._syscall_hook = self._hook(UC_HOOK_INSN, ctypes.cast(NATIVE.mvemu_syscall_insn, ctypes.c_void_p),
+                                        x86.UC_X86_INS_SYSCALL, user=ctypes.byref(s))
+        self._native_syscall = s
+        return True
+
+    @property
+    def native_syscalls(self) -> int:
+        """SYSCALLs performed natively so far (use_native_syscall)."""
+        return self._native_syscall.count if self._native_syscall is not None else 0
 
     # -- guest debugging --------------------------------------------------------------------------
     def set_guest_debug(self, debug: GuestDebug | None, breakpoints=frozenset(), step: bool = False,

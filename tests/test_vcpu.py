@@ -176,6 +176,47 @@ def test_many_syscalls_in_a_loop(m):
     assert len(m.handler.syscalls) == 100
 
 
+# -- SYSCALL in ring 0 (HRT vCPUs): performed natively or in Python, the same -------------------------
+LSTAR_ENTRY = 0x7000       # ring-0 "entry": store rcx, r11 and the flags it runs with, then hlt
+
+
+def _ring0_syscall(native: bool, lstar: int = LSTAR_ENTRY):
+    """A ring-0 SYSCALL with LSTAR set and FMASK clearing DF and IF: what RCX, R11, RFLAGS and RIP
+    become, done natively (hvm/native) or by Vcpu.perform_syscall from the Python hook."""
+    m = Machine()
+    m.map(LSTAR_ENTRY, P)
+    v = m.vcpu
+    if native:
+        assert v.use_native_syscall(), "hvm/native is not built (make -C hvm/native): SYSCALL would be slow"
+    else:
+        m.handler.on_syscall = lambda vcpu: vcpu.perform_syscall()
+    v.set_msr(0xC000_0082, lstar)
+    v.set_msr(0xC000_0084, 0x400 | 0x200)              # FMASK: DF | IF
+    # entry: mov [KDATA], rcx; mov [KDATA+8], r11; pushfq; pop rax; mov [KDATA+16], rax; hlt
+    entry = (b"\x48\x89\x0c\x25" + struct.pack("<I", KDATA) + b"\x4c\x89\x1c\x25" + struct.pack("<I", KDATA + 8)
+             + b"\x9c\x58" + b"\x48\x89\x04\x25" + struct.pack("<I", KDATA + 16) + HLT)
+    m.mem.write(LSTAR_ENTRY, entry)
+    # std; sti; cmp eax, eax (ZF set); syscall
+    m.ring0(b"\xfd\xfb\x39\xc0" + SYSCALL + SPIN)
+    exit = m.run()
+    return exit, struct.unpack("<3Q", m.mem.read(KDATA, 24)), v
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_ring0_syscall_semantics(native):
+    exit, (rcx, r11, flags), v = _ring0_syscall(native)
+    assert exit.kind == ExitKind.HALT, exit
+    assert rcx == KCODE + 6, f"RCX {rcx:#x}: the instruction after the syscall"
+    assert r11 & 0x400 and r11 & 0x200 and r11 & 0x40, f"R11 {r11:#x}: RFLAGS at the syscall (DF, IF, ZF)"
+    assert not flags & 0x600 and flags & 0x40, f"RFLAGS {flags:#x} in the entry: DF and IF masked, ZF kept"
+    assert v.native_syscalls == (1 if native else 0)
+
+
+def test_ring0_syscall_without_lstar_stops_natively():
+    exit, _, _ = _ring0_syscall(True, lstar=0)
+    assert exit.kind == ExitKind.SYSCALL and exit.rip == KCODE + 4 and "LSTAR" in exit.detail
+
+
 # -- page faults -----------------------------------------------------------------------------------
 def _pf(m, exit, cr2, error_code):
     assert exit.kind == ExitKind.EXCEPTION, exit
