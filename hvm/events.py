@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from . import abi, pagewalk
 from .memory import GuestMemory
 
+_THREAD_EXIT = abi.EVENT_KIND["THREAD_EXIT"]
+_now_ns = time.perf_counter_ns
 _KIND_NAMES = {v: k.lower().replace("_", " ") for k, v in abi.EVENT_KIND.items()}
 _FIELD = {name: 8 * i for i, name in enumerate(abi.EVENT_FIELDS)}
 _NO_ARGS = {abi.LOCAL_SYSCALLS[n][1] for n in ("getpid", "gettid")}    # traced as name()
@@ -80,8 +82,8 @@ class Channels:
                 record = None
             if record is not None:
                 self._count(record)
-        if record is None or record["kind"] != abi.EVENT_KIND["THREAD_EXIT"]:
-            self.pending[channel] = Pending(cpu, time.perf_counter_ns(), record)
+        if record is None or record["kind"] != _THREAD_EXIT:
+            self.pending[channel] = Pending(cpu, _now_ns(), record)
         elif self.trace:
             how = "exit system call" if record["a0"] else "returned"
             self.log(f"[hvm] HRT thread {record['thread']} exits ({how}, {_signed(record['result'])}) "
@@ -93,7 +95,7 @@ class Channels:
         p = self.pending.pop(channel, None)
         if p is None:
             return None
-        cost = time.perf_counter_ns() - p.posted_ns
+        cost = _now_ns() - p.posted_ns
         self.stats.forward_ns += cost
         self.stats.forwarded += 1
         if self.trace and p.record is not None:

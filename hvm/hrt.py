@@ -518,7 +518,7 @@ class HrtDispatch:
         return deliver_exception(self.hrt, self.cpu.index, vcpu, exit)
 
     def on_hypercall(self, vcpu: Vcpu, port: int, _value: int) -> bool:
-        if port != abi.HVM_PORT or vcpu.cpl() != 0:
+        if port != _HVM_PORT or vcpu.cpl() != 0:
             return False
         nr, a0, a1, a2, a3 = vcpu.hypercall_args()
         handler = _HRT_HYPERCALLS.get(nr)
@@ -542,7 +542,7 @@ class HrtDispatch:
         hrt, cpu = self.hrt, self.cpu                     # once per forwarded event: first
         hrt.channels.posted(cpu.index, a0, hrt.cr3)
         result = 0
-        if a2 & abi.POST_WAIT:
+        if a2 & _POST_WAIT:
             # The poster waits at once: as WAIT_EVENT; with no work it halts until the completion.
             result = hrt._take_work(cpu, a3) if cpu.work else 0
             cpu.halt_wait = 0 if result else a0
@@ -569,7 +569,7 @@ class HrtDispatch:
                 elif cpu.halt_wait == 0:
                     cpu.resume = False
                     hrt.channels.stats.served_at_once += 1
-                    result = abi.WORK["WAKE"]
+                    result = _WAKE
                 elif cpu.work:
                     result = hrt._take_work(cpu, a3)
                     cpu.halt_wait = 0 if result else a0
@@ -656,6 +656,7 @@ class HrtDispatch:
 
 
 _NAMES = {number: name for name, number in abi.HC.items()}
+_HVM_PORT, _POST_WAIT, _WAKE = abi.HVM_PORT, abi.POST_WAIT, abi.WORK["WAKE"]
 _QUIET = {"CONSOLE_WRITE", "KICK", "REMERGE", "LOCAL_CLOCK", "LOCAL_WRITE", "LOCAL_SYSCALL", "NESTED_THREAD"}
 _HRT_HYPERCALLS = {abi.HC[name]: method for name, method in {
     "POST_EVENT": HrtDispatch._post_event, "GET_STATE": HrtDispatch._get_state,

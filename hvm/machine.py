@@ -16,7 +16,7 @@ from . import abi
 from .events import Channels
 from .hrt import Hrt, HrtError
 from .memory import GuestMemory
-from .vcpu import Exit, ExitKind, Vcpu
+from .vcpu import PARKED, Exit, Vcpu
 
 _HC_NAMES = {number: name for name, number in abi.HC.items()}
 _HC_COMPLETE_EVENT = abi.HC["COMPLETE_EVENT"]
@@ -249,7 +249,7 @@ class Machine:
             if guest.finished or not guest.ready(vcpu):
                 continue
             exit = vcpu.run()
-            if exit.kind is not ExitKind.PARKED:         # (a parked run needs nothing more)
+            if exit is not PARKED:                       # (a parked run needs nothing more)
                 guest.on_exit(vcpu, exit)
         guest.lend_cpu(hcpu.vcpu, hcpu.others_want)     # the HRT vCPU's slice again
         dt = time.perf_counter_ns() - t0

@@ -137,7 +137,7 @@ class Exit:
     detail: str = ""
 
 
-_PARKED = Exit(ExitKind.PARKED)               # what run() returns for every park (nothing to read in it)
+PARKED = Exit(ExitKind.PARKED)                # what run() returns for every park (nothing to read in it)
 
 
 class ExitHandler(Protocol):
@@ -334,7 +334,7 @@ class Vcpu:
         self._in_run = False                     # (RIP is written in place while parked)
         self._in_hook.release()
         try:
-            go_on = self._resumer.switch(_PARKED)
+            go_on = self._resumer.switch(PARKED)
         except GreenletExit:                     # the vCPU was dropped while parked
             self._killed, go_on = True, False
         finally:
@@ -683,7 +683,7 @@ class Vcpu:
         return _pick_syscall_args(_REGFILE.unpack_from(self._regfile))
 
     def _set_rax_direct(self, value: int) -> None:
-        _U64.pack_into(self._regfile, 0, value & _MASK64)
+        self._regfile[0] = value & _MASK64
 
     def set_rax(self, value: int) -> None:
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
