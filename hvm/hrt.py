@@ -672,51 +672,94 @@ _HRT_HYPERCALLS.update({number: HrtDispatch._unsupported for name, (number, side
                         if side != "ros" and number not in _HRT_HYPERCALLS})
 
 
+def _vread(vcpu: Vcpu, mem: GuestMemory, va: int, n: int) -> bytes | None:
+    """`n` bytes at `va` as the vCPU's MMU maps them (Vcpu.translate); None if any would fault."""
+    out = b""
+    while n > 0:
+        chunk = min(n, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
+        pa = vcpu.translate(va)
+        if pa is None:
+            return None
+        out += mem.view[pa:pa + chunk]
+        va += chunk
+        n -= chunk
+    return out
+
+
+def _vwrite(vcpu: Vcpu, mem: GuestMemory, va: int, data: bytes) -> bool:
+    pos = 0
+    while pos < len(data):
+        chunk = min(len(data) - pos, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
+        pa = vcpu.translate(va, write=True)
+        if pa is None:
+            return False
+        mem.view[pa:pa + chunk] = data[pos:pos + chunk]
+        va += chunk
+        pos += chunk
+    return True
+
+
+_GATE, _U64 = struct.Struct("<QQ"), struct.Struct("<Q")
+_FRAMES = {n: struct.Struct(f"<{n}Q") for n in (5, 6)}
+
+
 def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:
     """Emulated x86-64 exception delivery in ring 0: IDT gate, IST stack from the TSS, frame,
-    error code, CR2. False (stop the vCPU) if there is no usable gate."""
+    error code, CR2. False (stop the vCPU) if there is no usable gate. Memory is reached through
+    the vCPU's own MMU (Vcpu.translate), as the CPU's delivery does."""
     vec = exit.vector
     idt_base, idt_limit = vcpu.table_register("idtr")
-    cr3 = vcpu.reg("cr3")
     if idt_limit < 16 * vec + 15:
         return False
-    try:
-        lo, hi = struct.unpack("<QQ", pagewalk.read(hrt.mem, cr3, idt_base + 16 * vec, 16))
-        attrs = (lo >> 40) & 0xFF
-        if not attrs & 0x80:
-            return False
-        handler = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
-        selector = (lo >> 16) & 0xFFFF
-        ist = (lo >> 32) & 7
-        rsp = vcpu.reg("rsp")
-        if ist:
-            tss, _tlim = vcpu.table_register("tr")
-            new_rsp = struct.unpack("<Q", pagewalk.read(hrt.mem, cr3, tss + 0x24 + 8 * (ist - 1), 8))[0]
-        else:
-            new_rsp = rsp
-        new_rsp &= ~0xF
-        rflags = vcpu.reg("rflags")
-        cs = vcpu.reg("cs")
-        frame = [vcpu.reg("ss"), rsp, rflags, cs, exit.rip]
-        if vec in _ERROR_CODE_VECTORS:
-            frame.append(exit.error_code)
-        new_rsp -= 8 * len(frame)
-        pagewalk.write(hrt.mem, cr3, new_rsp, struct.pack(f"<{len(frame)}Q", *reversed(frame)))
-    except pagewalk.PageFault as e:
-        hrt.log(f"mvemu: HRT vCPU {index}: cannot deliver exception {vec}: {e} (triple fault)")
+    mem = hrt.mem
+    gate = _vread(vcpu, mem, idt_base + 16 * vec, 16)
+    if gate is None:
+        return _triple_fault(hrt, index, vec, idt_base + 16 * vec)
+    lo, hi = _GATE.unpack(gate)
+    attrs = (lo >> 40) & 0xFF
+    if not attrs & 0x80:
         return False
+    handler = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
+    selector = (lo >> 16) & 0xFFFF
+    ist = (lo >> 32) & 7
+    rsp = vcpu.reg("rsp")
+    if ist:
+        tss, _tlim = vcpu.table_register("tr")
+        slot = _vread(vcpu, mem, tss + 0x24 + 8 * (ist - 1), 8)
+        if slot is None:
+            return _triple_fault(hrt, index, vec, tss + 0x24 + 8 * (ist - 1))
+        new_rsp = _U64.unpack(slot)[0]
+    else:
+        new_rsp = rsp
+    new_rsp &= ~0xF
+    rflags = vcpu.reg("rflags")
+    cs = vcpu.reg("cs")
+    if vec in _ERROR_CODE_VECTORS:
+        frame = _FRAMES[6].pack(exit.error_code, exit.rip, cs, rflags, rsp, vcpu.reg("ss"))
+    else:
+        frame = _FRAMES[5].pack(exit.rip, cs, rflags, rsp, vcpu.reg("ss"))
+    new_rsp -= len(frame)
+    if not _vwrite(vcpu, mem, new_rsp, frame):
+        return _triple_fault(hrt, index, vec, new_rsp)
     if vec == PF:
         vcpu.set_reg("cr2", exit.cr2)
     new_flags = rflags & ~(0x100 | 0x4000 | 0x10000)          # TF, NT, RF
     if attrs & 0xF == 0xE:                                      # interrupt gate: IF off
         new_flags &= ~0x200
-    vcpu.set_regs({"rsp": new_rsp, "rip": handler, "rflags": new_flags})
+    vcpu.set_reg("rsp", new_rsp)
+    vcpu.set_reg("rip", handler)
+    vcpu.set_reg("rflags", new_flags)
     if selector != cs:                                          # (a segment load: only if it changes)
         vcpu.set_reg("cs", selector)
     if hrt.trace:
         hrt._t(f"HRT vCPU {index}: exception {vec} at {exit.rip:#x} (error {exit.error_code:#x}"
                f"{f', cr2 {exit.cr2:#x}' if vec == PF else ''}) delivered to {handler:#x} on IST{ist}")
     return True
+
+
+def _triple_fault(hrt: Hrt, index: int, vec: int, va: int) -> bool:
+    hrt.log(f"mvemu: HRT vCPU {index}: cannot deliver exception {vec}: no mapping for {va:#x} (triple fault)")
+    return False
 
 
 # -- standalone: boot an image and run its self-tests -------------------------------------------------

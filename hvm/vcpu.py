@@ -65,6 +65,7 @@ _RFLAGS_ID = x86.UC_X86_REG_RFLAGS
 # ns a call, which the hot paths (SYSCALL's RFLAGS, register reads outside the register file) feel.
 _raw_lib = ctypes.CDLL(uclib._name)
 _reg_read_raw, _reg_write_raw = _raw_lib.uc_reg_read, _raw_lib.uc_reg_write
+_vmem_translate_raw = _raw_lib.uc_vmem_translate
 
 
 # Registers a debugger reads: Unicorn ids by mvemu name. x87 registers (fp0-fp7) are 80-bit, the
@@ -261,7 +262,10 @@ class Vcpu:
         self._sc_ptrs = (ctypes.c_void_p * n)(*(ctypes.addressof(self._sc_vals) + 8 * i for i in range(n)))
         self._one = ctypes.c_uint64()
         self._one_ref = ctypes.byref(self._one)
+        self._va, self._pa = ctypes.c_uint64(), ctypes.c_uint64()
+        self._pa_ref = ctypes.byref(self._pa)
         self._mmr = UcRegMMR()                   # the binding's uc_x86_mmr record, reused
+        self._mmr_ref = ctypes.byref(self._mmr)
         self._rax_id = REGS["rax"]
         self._callbacks = [_SYSCALL_CB(self._on_syscall), _OUT_CB(self._on_out), _INTR_CB(self._on_intr)]
         self._syscall_hook = self._hook(UC_HOOK_INSN, self._callbacks[0], x86.UC_X86_INS_SYSCALL)
@@ -701,10 +705,21 @@ class Vcpu:
     def cpl(self) -> int:
         return self.reg("cs") & 3
 
+    def translate(self, va: int, write: bool = False) -> int | None:
+        """Guest-physical address of `va` for a data access at this vCPU's current privilege, as
+        its MMU does it (uc_vmem_translate: the TLB, else a walk that does not raise #PF and sets
+        accessed and dirty bits as the access would); None if the access would fault. A failed
+        walk leaves CR2 and the pending exception set, as the fault would: for a vCPU that is
+        about to stop anyway (an exception it cannot deliver)."""
+        self._va.value = va
+        if _vmem_translate_raw(self._h, self._va, 2 if write else 1, self._pa_ref):
+            return None
+        return self._pa.value
+
     def table_register(self, which: str) -> tuple[int, int]:
         """(base, limit) of "idtr", "gdtr", "ldtr" or "tr": one raw read into a preallocated record
         (the binding's reg_read builds one per call, several times slower)."""
-        uclib.uc_reg_read(self._h, _TABLE_REGS[which], ctypes.byref(self._mmr))
+        _reg_read_raw(self._h, _TABLE_REGS[which], self._mmr_ref)
         return self._mmr.base, self._mmr.limit
 
     def _cpl_direct(self) -> int:
