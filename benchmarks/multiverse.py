@@ -124,8 +124,11 @@ def cpu_ghz() -> float | None:
 
 
 def build_pieces(root: str) -> None:
-    """A --rev tree (git archive) has no built AeroKernel or runtime: build them as `make images` does."""
-    for d in ("aerokernel", "toolchain/runtime"):
+    """A --rev tree (git archive) has no built AeroKernel, runtime or native VMM helpers
+    (hvm/native, where the revision has them): build them as `make images` does."""
+    for d in ("hvm/native", "aerokernel", "toolchain/runtime"):
+        if not os.path.isdir(os.path.join(root, d)):
+            continue
         p = subprocess.run(["make", "-s", "-C", os.path.join(root, d)], capture_output=True, text=True)
         if p.returncode != 0:
             raise SystemExit(f"make -C {d} in {root} failed:\n{p.stdout}{p.stderr}")
