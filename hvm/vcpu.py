@@ -281,6 +281,7 @@ class Vcpu:
         self.debug_stop_requested = False
         self.exceptions = 0                      # exceptions seen by the hook (a step's re-execution test)
         self.runs = 0                            # run() calls
+        self.starts = 0                          # of those, emu_starts (the others resumed a parked run)
         self.hook_calls = 0                      # system call, port and exception hooks run
 
     def _hook(self, htype: int, cb, insn: int | None = None, begin: int = 1, end: int = 0,
@@ -351,8 +352,13 @@ class Vcpu:
         return go_on
 
     def can_park(self) -> bool:
-        """Inside a run of a parkable vCPU (which always runs on its engine greenlet)."""
-        return self.parkable and self._in_run and not self.parked and self._regfile is not None
+        """Inside a run of a parkable vCPU (which always runs on its engine greenlet), with no
+        stop on its way: a time slice's end or a debugger's interrupt requested during the run has
+        already called emu_stop, and a run parked with that stop pending would end right after
+        it resumes, with the request long consumed (an exit that looks like `hlt`). Called from
+        the hook, under `_in_hook`, so no request can slip in before park()."""
+        return (self.parkable and self._in_run and not self.parked and self._regfile is not None
+                and not self.preempt_requested and not self.debug_stop_requested)
 
     def unpark(self) -> None:
         """End a parked run for good: Unicorn stops right there, so that what needs a stopped vCPU
@@ -364,6 +370,7 @@ class Vcpu:
 
     def _run_engine(self) -> Exit:
         self._pending = None
+        self.starts += 1
         if self._debug is not None and self._debug_armed[2]:
             self._debug.on_mappings(self)
         rip = self.reg("rip")
@@ -425,7 +432,8 @@ class Vcpu:
         """From any host thread: end the current (or next) run() with a DEBUG exit, detail
         "interrupt" (gdb's Ctrl-C)."""
         self.debug_stop_requested = True
-        self.uc.emu_stop()
+        if not self.parked:                       # (as request_preempt)
+            self.uc.emu_stop()
 
     def stop(self, exit: Exit) -> None:
         """Called from inside a hook: end run() with `exit`."""

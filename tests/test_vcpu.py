@@ -217,6 +217,81 @@ def test_ring0_syscall_without_lstar_stops_natively():
     assert exit.kind == ExitKind.SYSCALL and exit.rip == KCODE + 4 and "LSTAR" in exit.detail
 
 
+# -- parked runs (Vcpu.park / unpark) ----------------------------------------------------------------
+class Parker(Recorder):
+    """Parks the run at every system call, as the ROS kernel does for a thread that blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.resumed = []
+
+    def on_syscall(self, vcpu):
+        self.syscalls.append(vcpu.syscall_args())
+        assert vcpu.can_park()
+        go_on = vcpu.park()
+        self.resumed.append(go_on)
+        return go_on
+
+
+def _parking_machine():
+    m = Machine()
+    m.handler = m.vcpu.handler = Parker()
+    m.vcpu.parkable = True
+    # mov eax, 39; syscall; mov [KDATA], rax; hlt
+    m.ring0(mov_eax(39) + SYSCALL + b"\x48\x89\x04\x25" + struct.pack("<I", KDATA) + HLT)
+    return m
+
+
+def test_a_parked_run_goes_on_from_inside_its_hook():
+    """run() returns PARKED while the syscall hook is suspended; the next run() resumes it with
+    the registers as they were set meanwhile (a result in RAX), without another emu_start."""
+    m = _parking_machine()
+    v = m.vcpu
+    exit = v.run()
+    assert exit.kind == ExitKind.PARKED and v.parked
+    assert v.reg("rip") == KCODE + 5, "parked at the syscall, as a stopped blocked call is"
+    v.set_rax(0x77)                                   # the woken call's result
+    v.set_reg("rip", v.reg("rip") + 2)                # (what the ROS does when it completes a call)
+    exit = v.run()
+    assert exit.kind == ExitKind.HALT and not v.parked
+    assert m.mem.read_u64(KDATA) == 0x77
+    assert (v.starts, m.handler.resumed) == (1, [True])
+
+
+def test_unparking_stops_the_run_where_the_registers_say():
+    """Anything that needs a stopped vCPU (here a context save) unparks it first: the run ends,
+    and the next run() starts afresh from RIP, here the syscall again (a blocked call re-runs)."""
+    m = _parking_machine()
+    v = m.vcpu
+    assert v.run().kind == ExitKind.PARKED
+    v.save_context()
+    assert not v.parked and m.handler.resumed == [False]
+    assert v.run().kind == ExitKind.PARKED            # the syscall ran again: parked again
+    assert v.starts == 2 and len(m.handler.syscalls) == 2
+    v.unpark()
+    assert v.reg("rip") == KCODE + 5
+
+
+def test_a_run_with_a_stop_on_its_way_does_not_park():
+    """A time slice's end requested while the run went on (flag and emu_stop, from the watchdog
+    thread just before the hook took the lock) must end that run: parked, the stop would fire
+    right after the next resume, when the request is long consumed, as an exit that looks like a
+    `hlt` (a ROS thread was killed for a "privileged instruction" after an ioctl)."""
+    m = _parking_machine()
+    v = m.vcpu
+    seen = []
+
+    def on_syscall(vcpu):
+        vcpu.preempt_requested = True               # what request_preempt does, lock aside
+        vcpu.uc.emu_stop()
+        seen.append(vcpu.can_park())
+        return True                                 # the call completed: the run goes on ...
+    m.handler.on_syscall = on_syscall
+    exit = v.run()
+    assert seen == [False]
+    assert exit.kind == ExitKind.BUDGET, exit       # ... and ends at the requested stop
+
+
 # -- page faults -----------------------------------------------------------------------------------
 def _pf(m, exit, cr2, error_code):
     assert exit.kind == ExitKind.EXCEPTION, exit
