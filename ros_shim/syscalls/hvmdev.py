@@ -34,7 +34,7 @@ def open_device(k, t, flags: int) -> int:
 
 def ioctl(k, t, f, cmd: int, arg: int) -> int:
     if cmd == _IOC_COMPLETE_WAIT or cmd == _IOC_WAIT_EVENT:      # the partner's loop: first
-        return _channel_wait(k, t, t.proc.mm, arg, complete=cmd == _IOC_COMPLETE_WAIT)
+        return _channel_wait(k, t, t.proc.mm, arg, cmd == _IOC_COMPLETE_WAIT)
     handler = _IOCTLS.get(cmd)
     return -errno.ENOTTY if handler is None else handler(k, t, cmd, arg)
 
@@ -175,10 +175,11 @@ def _channel_wait(k, t, mm, channel: int, complete: bool) -> int:
     take the next posted one (its kind), blocking until the HRT posts. The post takes the event
     for the blocked partner (`take_posted`) and completes its call; a call re-run after another
     wake-up checks the record's state first."""
-    w = k.resume_wait(t, "hvmchan")
-    if w is not None and not w.woken:
-        k.hvm_waiters.pop(channel, None)
-        return -errno.EINTR
+    if t.wait is not None:                   # a re-run after a wake-up that did not complete it
+        w = k.resume_wait(t, "hvmchan")
+        if w is not None and not w.woken:
+            k.hvm_waiters.pop(channel, None)
+            return -errno.EINTR
     if k.hvm_mm is not mm or channel & 7:
         return -errno.EINVAL
     rec = _record(mm, channel)
