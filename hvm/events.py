@@ -69,19 +69,23 @@ class Channels:
         self.trace = trace
         self.keep_books = trace or stats
         self.stats = Stats()
-        self.pending: dict[int, Pending] = {}        # channel VA -> the waiting HRT vCPU
+        # channel VA -> the waiting HRT vCPU: its index, or with books to keep (--trace, --stats) a
+        # Pending with the post's time and record
+        self.pending: dict[int, int | Pending] = {}
         self.notify_ros = lambda channel: None       # set by the machine: wake the partner
 
     def posted(self, cpu: int, channel: int, cr3: int) -> None:
         """POST_EVENT from HRT vCPU `cpu`."""
-        record = None
-        if self.keep_books:
-            try:
-                record = read_event(self.mem, cr3, channel)
-            except pagewalk.PageFault:
-                record = None
-            if record is not None:
-                self._count(record)
+        if not self.keep_books:                      # (once per forwarded event: the short way)
+            self.pending[channel] = cpu
+            self.notify_ros(channel)
+            return
+        try:
+            record = read_event(self.mem, cr3, channel)
+        except pagewalk.PageFault:
+            record = None
+        if record is not None:
+            self._count(record)
         if record is None or record["kind"] != _THREAD_EXIT:
             self.pending[channel] = Pending(cpu, _now_ns(), record)
         elif self.trace:
@@ -93,8 +97,8 @@ class Channels:
     def completed(self, channel: int, cr3: int) -> int | None:
         """COMPLETE_EVENT from the partner: the vCPU to wake, or None if nothing waits there."""
         p = self.pending.pop(channel, None)
-        if p is None:
-            return None
+        if p is None or not self.keep_books:
+            return p
         cost = _now_ns() - p.posted_ns
         self.stats.forward_ns += cost
         self.stats.forwarded += 1

@@ -243,8 +243,8 @@ class Machine:
         guest, ros_vcpus = self.guest, self._ros_vcpus
         if guest is None or self.debugger is not None or guest.finished:
             return
-        stats = self.channels.stats
-        t0 = time.perf_counter_ns()
+        books = self.channels.keep_books                 # (--stats: host time per side)
+        t0 = time.perf_counter_ns() if books else 0
         for vcpu in ros_vcpus:
             if guest.finished or not guest.ready(vcpu):
                 continue
@@ -252,9 +252,11 @@ class Machine:
             if exit is not PARKED:                       # (a parked run needs nothing more)
                 guest.on_exit(vcpu, exit)
         guest.lend_cpu(hcpu.vcpu, hcpu.others_want)     # the HRT vCPU's slice again
-        dt = time.perf_counter_ns() - t0
-        stats.ros_ns += dt
-        stats.hrt_ns -= dt                               # (the HRT run's time includes it)
+        if books:
+            dt = time.perf_counter_ns() - t0
+            stats = self.channels.stats
+            stats.ros_ns += dt
+            stats.hrt_ns -= dt                           # (the HRT run's time includes it)
 
     # -- the run loop ------------------------------------------------------------------------------
     def run(self, guest: GuestOS) -> int:
