@@ -672,31 +672,14 @@ _HRT_HYPERCALLS.update({number: HrtDispatch._unsupported for name, (number, side
                         if side != "ros" and number not in _HRT_HYPERCALLS})
 
 
-def _vread(vcpu: Vcpu, mem: GuestMemory, va: int, n: int) -> bytes | None:
-    """`n` bytes at `va` as the vCPU's MMU maps them (Vcpu.translate); None if any would fault."""
-    out = b""
-    while n > 0:
-        chunk = min(n, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
-        pa = vcpu.translate(va)
+def _mmu(vcpu: Vcpu):
+    """The vCPU's own MMU (Vcpu.translate) as pagewalk.read_via/write_via want it."""
+    def translate(va: int, write: bool) -> int:
+        pa = vcpu.translate(va, write)
         if pa is None:
-            return None
-        out += mem.view[pa:pa + chunk]
-        va += chunk
-        n -= chunk
-    return out
-
-
-def _vwrite(vcpu: Vcpu, mem: GuestMemory, va: int, data: bytes) -> bool:
-    pos = 0
-    while pos < len(data):
-        chunk = min(len(data) - pos, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
-        pa = vcpu.translate(va, write=True)
-        if pa is None:
-            return False
-        mem.view[pa:pa + chunk] = data[pos:pos + chunk]
-        va += chunk
-        pos += chunk
-    return True
+            raise pagewalk.PageFault(va)
+        return pa
+    return translate
 
 
 _GATE, _U64 = struct.Struct("<QQ"), struct.Struct("<Q")
@@ -711,36 +694,33 @@ def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:
     idt_base, idt_limit = vcpu.table_register("idtr")
     if idt_limit < 16 * vec + 15:
         return False
-    mem = hrt.mem
-    gate = _vread(vcpu, mem, idt_base + 16 * vec, 16)
-    if gate is None:
-        return _triple_fault(hrt, index, vec, idt_base + 16 * vec)
-    lo, hi = _GATE.unpack(gate)
-    attrs = (lo >> 40) & 0xFF
-    if not attrs & 0x80:
+    mem, mmu = hrt.mem, _mmu(vcpu)
+    try:
+        lo, hi = _GATE.unpack(pagewalk.read_via(mem, mmu, idt_base + 16 * vec, 16))
+        attrs = (lo >> 40) & 0xFF
+        if not attrs & 0x80:
+            return False
+        handler = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
+        selector = (lo >> 16) & 0xFFFF
+        ist = (lo >> 32) & 7
+        rsp = vcpu.reg("rsp")
+        if ist:
+            tss, _tlim = vcpu.table_register("tr")
+            new_rsp = _U64.unpack(pagewalk.read_via(mem, mmu, tss + 0x24 + 8 * (ist - 1), 8))[0]
+        else:
+            new_rsp = rsp
+        new_rsp &= ~0xF
+        rflags = vcpu.reg("rflags")
+        cs = vcpu.reg("cs")
+        if vec in _ERROR_CODE_VECTORS:
+            frame = _FRAMES[6].pack(exit.error_code, exit.rip, cs, rflags, rsp, vcpu.reg("ss"))
+        else:
+            frame = _FRAMES[5].pack(exit.rip, cs, rflags, rsp, vcpu.reg("ss"))
+        new_rsp -= len(frame)
+        pagewalk.write_via(mem, mmu, new_rsp, frame)
+    except pagewalk.PageFault as e:
+        hrt.log(f"mvemu: HRT vCPU {index}: cannot deliver exception {vec}: {e} (triple fault)")
         return False
-    handler = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
-    selector = (lo >> 16) & 0xFFFF
-    ist = (lo >> 32) & 7
-    rsp = vcpu.reg("rsp")
-    if ist:
-        tss, _tlim = vcpu.table_register("tr")
-        slot = _vread(vcpu, mem, tss + 0x24 + 8 * (ist - 1), 8)
-        if slot is None:
-            return _triple_fault(hrt, index, vec, tss + 0x24 + 8 * (ist - 1))
-        new_rsp = _U64.unpack(slot)[0]
-    else:
-        new_rsp = rsp
-    new_rsp &= ~0xF
-    rflags = vcpu.reg("rflags")
-    cs = vcpu.reg("cs")
-    if vec in _ERROR_CODE_VECTORS:
-        frame = _FRAMES[6].pack(exit.error_code, exit.rip, cs, rflags, rsp, vcpu.reg("ss"))
-    else:
-        frame = _FRAMES[5].pack(exit.rip, cs, rflags, rsp, vcpu.reg("ss"))
-    new_rsp -= len(frame)
-    if not _vwrite(vcpu, mem, new_rsp, frame):
-        return _triple_fault(hrt, index, vec, new_rsp)
     if vec == PF:
         vcpu.set_reg("cr2", exit.cr2)
     new_flags = rflags & ~(0x100 | 0x4000 | 0x10000)          # TF, NT, RF
@@ -755,11 +735,6 @@ def deliver_exception(hrt: Hrt, index: int, vcpu: Vcpu, exit: Exit) -> bool:
         hrt._t(f"HRT vCPU {index}: exception {vec} at {exit.rip:#x} (error {exit.error_code:#x}"
                f"{f', cr2 {exit.cr2:#x}' if vec == PF else ''}) delivered to {handler:#x} on IST{ist}")
     return True
-
-
-def _triple_fault(hrt: Hrt, index: int, vec: int, va: int) -> bool:
-    hrt.log(f"mvemu: HRT vCPU {index}: cannot deliver exception {vec}: no mapping for {va:#x} (triple fault)")
-    return False
 
 
 # -- standalone: boot an image and run its self-tests -------------------------------------------------

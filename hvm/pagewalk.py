@@ -34,21 +34,31 @@ def translate(mem: GuestMemory, cr3: int, va: int, write: bool = False) -> int:
 
 
 def read(mem: GuestMemory, cr3: int, va: int, n: int) -> bytes:
+    return read_via(mem, lambda v, w: translate(mem, cr3, v, w), va, n)
+
+
+def write(mem: GuestMemory, cr3: int, va: int, data: bytes) -> None:
+    write_via(mem, lambda v, w: translate(mem, cr3, v, w), va, data)
+
+
+def read_via(mem: GuestMemory, translate_fn, va: int, n: int) -> bytes:
+    """`n` bytes at `va`, page by page through `translate_fn(va, write) -> pa` (which raises
+    PageFault): this module's walk, or a vCPU's own MMU (hvm/hrt.py)."""
     out = bytearray()
     while n > 0:
         chunk = min(n, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
-        pa = translate(mem, cr3, va)
+        pa = translate_fn(va, False)
         out += mem.read(pa, chunk)
         va += chunk
         n -= chunk
     return bytes(out)
 
 
-def write(mem: GuestMemory, cr3: int, va: int, data: bytes) -> None:
+def write_via(mem: GuestMemory, translate_fn, va: int, data: bytes) -> None:
     pos = 0
     while pos < len(data):
         chunk = min(len(data) - pos, PAGE_SIZE - (va & (PAGE_SIZE - 1)))
-        pa = translate(mem, cr3, va, write=True)
+        pa = translate_fn(va, True)
         mem.write(pa, data[pos:pos + chunk])
         va += chunk
         pos += chunk

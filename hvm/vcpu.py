@@ -663,7 +663,7 @@ class Vcpu:
             if i is not None and (i < 16 or not self._in_run):
                 rf[i] = value & _MASK64
                 return
-        if self.parked and name not in ("rflags", "rip"):
+        if self.parked and name != "rflags":
             self.unpark()                         # (segments, control registers: a stopped vCPU)
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
         _reg_write_raw(self._h, REGS[name], self._one_ref)
