@@ -275,6 +275,10 @@ class Hrt:
             # Its program threads' SYSCALL stays in ring 0: performed natively when hvm/native is
             # built, with no Python call (else by HrtDispatch.on_syscall).
             native = v.use_native_syscall()
+            # So are its exceptions, delivered to the AeroKernel's IDT (in Python while tracing, which
+            # shows each one).
+            if not self.trace:
+                v.use_native_exceptions()
             v.set_gdtr(abi.HIGH_BASE + gdt, 23)
             v.set_reg("cr3", self.cr3)
             v.set_reg("cr4", abi.HRT_CR4)

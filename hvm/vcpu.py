@@ -160,6 +160,17 @@ class _SyscallInsn(ctypes.Structure):
                 ("no_lstar_rip", ctypes.c_uint64)]
 
 
+class _ExceptionDelivery(ctypes.Structure):
+    """struct exception_delivery of hvm/native/exception.c."""
+    _fields_ = [("regfile", ctypes.c_void_p), ("old_exception", ctypes.c_void_p), ("error_code", ctypes.c_void_p),
+                ("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p), ("translate", ctypes.c_void_p),
+                ("mem_read", ctypes.c_void_p), ("mem_write", ctypes.c_void_p), ("fallback", ctypes.c_void_p),
+                ("fallback_user", ctypes.c_void_p), ("idtr_id", ctypes.c_int32), ("tr_id", ctypes.c_int32),
+                ("rflags_id", ctypes.c_int32), ("cs_id", ctypes.c_int32), ("ss_id", ctypes.c_int32),
+                ("rsp", ctypes.c_int32), ("rip", ctypes.c_int32), ("python_only", ctypes.c_uint32),
+                ("count", ctypes.c_uint64), ("fallbacks", ctypes.c_uint64)]
+
+
 def _load_native() -> ctypes.CDLL | None:
     """hvm/native's library (`make -C hvm/native`, part of `make images`), or None: the work it
     does natively is then done in Python."""
@@ -271,7 +282,8 @@ class Vcpu:
         self._syscall_hook = self._hook(UC_HOOK_INSN, self._callbacks[0], x86.UC_X86_INS_SYSCALL)
         self._native_syscall: _SyscallInsn | None = None     # (use_native_syscall)
         self._hook(UC_HOOK_INSN, self._callbacks[1], x86.UC_X86_INS_OUT)
-        self._hook(UC_HOOK_INTR, self._callbacks[2])
+        self._intr_hook = self._hook(UC_HOOK_INTR, self._callbacks[2])
+        self._native_exceptions: _ExceptionDelivery | None = None  # (use_native_exceptions)
         # Guest debugging (set_guest_debug): nothing is hooked until a debugger arms something.
         self._debug: GuestDebug | None = None
         self._debug_armed = (frozenset(), False, ())
@@ -279,7 +291,7 @@ class Vcpu:
         self._debug_callbacks = [_CODE_CB(self._on_code), _MEM_CB(self._on_mem)]
         self._undo: list[tuple[int, bytes]] = []
         self.debug_stop_requested = False
-        self.exceptions = 0                      # exceptions seen by the hook (a step's re-execution test)
+        self._hook_exceptions = 0                # exceptions seen by the Python hook (see `exceptions`)
         self.runs = 0                            # run() calls
         self.starts = 0                          # of those, emu_starts (the others resumed a parked run)
         self.hook_calls = 0                      # system call, port and exception hooks run
@@ -487,7 +499,7 @@ class Vcpu:
             self.hook_calls += 1
             try:
                 error_code = self._clear_exception_state()
-                self.exceptions += 1
+                self._hook_exceptions += 1
                 exit = Exit(ExitKind.BREAKPOINT if intno == BP else ExitKind.EXCEPTION,
                             rip=self.reg("rip"), vector=intno, error_code=error_code,
                             cr2=self.reg("cr2") if intno == PF else 0)
@@ -549,6 +561,46 @@ class Vcpu:
         """SYSCALLs performed natively so far (use_native_syscall)."""
         return self._native_syscall.count if self._native_syscall is not None else 0
 
+    def use_native_exceptions(self) -> bool:
+        """Deliver exceptions through the guest's IDT natively (hvm/native/exception.c), for a vCPU
+        whose handler's on_exception is exactly hvm/hrt.py's deliver_exception (an HRT vCPU: on
+        hardware its exceptions go to the AeroKernel with no exit to the VMM). What the native code
+        cannot do simply (no gate, an unreachable stack: the triple fault) still reaches on_exception
+        through the Python hook, as does every exception while a debugger watches memory. Needs the native library and the live register file and
+        exception state; False (nothing changed) without them."""
+        if (NATIVE is None or self._regfile is None or self._live_old_exception is None
+                or self._native_exceptions is not None):
+            return False
+        s = _ExceptionDelivery(
+            regfile=ctypes.addressof(self._regfile), old_exception=ctypes.addressof(self._live_old_exception),
+            error_code=ctypes.addressof(self._live_error_code),
+            reg_read=ctypes.cast(_reg_read_raw, ctypes.c_void_p).value,
+            reg_write=ctypes.cast(_reg_write_raw, ctypes.c_void_p).value,
+            translate=ctypes.cast(_vmem_translate_raw, ctypes.c_void_p).value,
+            mem_read=ctypes.cast(_raw_lib.uc_mem_read, ctypes.c_void_p).value,
+            mem_write=ctypes.cast(_raw_lib.uc_mem_write, ctypes.c_void_p).value,
+            fallback=ctypes.cast(self._callbacks[2], ctypes.c_void_p).value, fallback_user=None,
+            idtr_id=x86.UC_X86_REG_IDTR, tr_id=x86.UC_X86_REG_TR, rflags_id=_RFLAGS_ID,
+            cs_id=x86.UC_X86_REG_CS, ss_id=x86.UC_X86_REG_SS, rsp=_GPR_INDEX["rsp"], rip=16,
+            python_only=1 if self._debug_armed[2] else 0)
+        uclib.uc_hook_del(self._h, self._intr_hook)
+        self._intr_hook = self._hook(UC_HOOK_INTR, ctypes.cast(NATIVE.mvemu_exception, ctypes.c_void_p),
+                                     user=ctypes.byref(s))
+        self._native_exceptions = s
+        return True
+
+    @property
+    def native_exceptions(self) -> int:
+        """Exceptions delivered natively so far (use_native_exceptions)."""
+        return self._native_exceptions.count if self._native_exceptions is not None else 0
+
+    @property
+    def exceptions(self) -> int:
+        """Exceptions raised in runs so far, whether the Python hook or the native one took them
+        (a debugger's test that a step re-executed nothing)."""
+        native = self._native_exceptions
+        return self._hook_exceptions + (native.count if native is not None else 0)
+
     # -- guest debugging --------------------------------------------------------------------------
     def set_guest_debug(self, debug: GuestDebug | None, breakpoints=frozenset(), step: bool = False,
                         watch: tuple = ()) -> None:
@@ -592,6 +644,8 @@ class Vcpu:
         armed = breakpoints or step or watch
         self._debug = debug if armed else None
         self._debug_armed = (breakpoints, step, watch)
+        if self._native_exceptions is not None:   # (watchpoints follow the mappings after each fault)
+            self._native_exceptions.python_only = 1 if watch else 0
         if (old_bps, old_step, bool(old_watch)) != (breakpoints, step, bool(watch)):
             # Debug stops must be exact (right at the hooked instruction or access): while armed,
             # translated code checks for a stop after every memory access again.

@@ -217,6 +217,101 @@ def test_ring0_syscall_without_lstar_stops_natively():
     assert exit.kind == ExitKind.SYSCALL and exit.rip == KCODE + 4 and "LSTAR" in exit.detail
 
 
+# -- exception delivery in ring 0 (HRT vCPUs): natively or by hrt.deliver_exception, the same ------
+IDT = 0x8000               # 256 gates
+TSS = 0x9000               # IST1 at 0x24
+IST_TOP = 0xB000           # the IST1 stack: the page below
+PF_RECORD = 0xC000         # handler: record the frame, CR2 and its flags, hlt
+PF_RESOLVE = 0xC800        # handler: map the page at CR2, count, iretq
+COUNTER = KDATA + 0x100
+
+
+def _gate(handler: int, ist: int = 0, kind: int = 0xE) -> bytes:
+    lo = ((handler & 0xFFFF) | (KCS << 16) | (ist << 32) | ((0x80 | kind) << 40)
+          | (((handler >> 16) & 0xFFFF) << 48))
+    return struct.pack("<QQ", lo, handler >> 32)
+
+
+def _store_rax(addr: int) -> bytes:
+    return b"\x48\x89\x04\x25" + struct.pack("<I", addr)      # mov [addr], rax
+
+
+def _exception_machine(native: bool, pf_handler: int, ist: int = 1):
+    """A ring-0 machine with an IDT whose #PF gate goes to `pf_handler` (on IST1 or the current
+    stack); the exception delivered natively (hvm/native) or by hvm.hrt.deliver_exception from the
+    Python hook."""
+    from types import SimpleNamespace
+    from hvm.hrt import deliver_exception
+    m = Machine()
+    m.map(PF_RECORD, P)
+    mem, v = m.mem, m.vcpu
+    mem.write(IDT + 16 * PF, _gate(pf_handler, ist))
+    mem.write_u64(TSS + 0x24, IST_TOP)
+    # record: the frame's six words, CR2, RSP and RFLAGS in the handler, then hlt
+    rec = b"".join(b"\x48\x8b\x44\x24" + bytes([8 * i]) + _store_rax(KDATA + 8 * i) for i in range(6))
+    rec += b"\x0f\x20\xd0" + _store_rax(KDATA + 48) + b"\x48\x89\x24\x25" + struct.pack("<I", KDATA + 56)
+    rec += b"\x9c\x58" + _store_rax(KDATA + 64) + HLT
+    mem.write(PF_RECORD, rec)
+    # resolve: push rax, rbx; map the page at CR2 (P|W) in PT; count; pop; drop the error code; iretq
+    res = (b"\x50\x53\x0f\x20\xd0\x48\x89\xc3\x48\xc1\xe8\x0c\x48\xc1\xe0\x03\x48\x05" + struct.pack("<I", PT)
+           + b"\x48\x81\xe3\x00\xf0\xff\xff\x48\x83\xcb\x03\x48\x89\x18"
+           + b"\x48\xff\x04\x25" + struct.pack("<I", COUNTER) + b"\x5b\x58\x48\x83\xc4\x08" + IRETQ)
+    mem.write(PF_RESOLVE, res)
+    v.uc.reg_write(x86.UC_X86_REG_IDTR, (0, IDT, 256 * 16 - 1, 0))
+    v.uc.reg_write(x86.UC_X86_REG_TR, (0x18, TSS, 0x67, 0x8B))
+    if native:
+        assert v.use_native_exceptions(), "hvm/native is not built (make -C hvm/native): faults would be slow"
+    hrt = SimpleNamespace(mem=mem, trace=False, log=print)
+    m.handler.on_fault = lambda vcpu, exit: deliver_exception(hrt, 0, vcpu, exit)
+    return m
+
+
+@pytest.mark.parametrize("ist", [1, 0])
+@pytest.mark.parametrize("native", [True, False])
+def test_ring0_page_fault_delivery(native, ist):
+    """A ring-0 write to a page that is not present: the CPU's frame (error code, RIP, CS, RFLAGS,
+    RSP, SS) on the IST1 stack (or the interrupted one), CR2, and IF cleared by the interrupt gate."""
+    m = _exception_machine(native, PF_RECORD, ist)
+    # sti; mov rax, NOT_PRESENT; mov [rax], rax
+    m.ring0(b"\xfb" + mov_rax(NOT_PRESENT) + STORE_RAX_AT_RAX + SPIN)
+    exit = m.run()
+    assert exit.kind == ExitKind.HALT, exit
+    err, rip, cs, flags, rsp, ss, cr2, handler_rsp, handler_flags = struct.unpack("<9Q", m.mem.read(KDATA, 72))
+    fault_rip = KCODE + 1 + 10
+    assert (err, rip, cs, ss, cr2) == (0x2, fault_rip, KCS, KDS, NOT_PRESENT)
+    assert rsp == KSTACK_TOP - 0x100 and flags & 0x200, "the interrupted RSP and RFLAGS (IF on)"
+    top = IST_TOP if ist else KSTACK_TOP - 0x100
+    assert handler_rsp == top - 48 and not handler_flags & 0x200
+    assert len(m.handler.exceptions) == (0 if native else 1)
+    assert m.vcpu.native_exceptions == (1 if native else 0) and m.vcpu.exceptions == 1
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_ring0_page_faults_in_a_row_resume(native):
+    """Three faults, each resolved by the handler and the access retried: none is taken for a
+    double fault (Unicorn's pending-exception state is cleared after each, unicorn#1883)."""
+    m = _exception_machine(native, PF_RESOLVE)
+    code = b"".join(mov_rax(LAZY + 0x1000 * i) + STORE_RAX_AT_RAX for i in range(3)) + HLT
+    m.ring0(code)
+    exit = m.run()
+    assert exit.kind == ExitKind.HALT, exit
+    assert [m.mem.read_u64(LAZY + 0x1000 * i) for i in range(3)] == [LAZY + 0x1000 * i for i in range(3)]
+    assert m.mem.read_u64(COUNTER) == 3
+    assert m.vcpu.native_exceptions == (3 if native else 0) and m.vcpu.exceptions == 3
+
+
+def test_native_delivery_hands_what_it_cannot_do_to_the_python_hook():
+    """No present gate (#DE here): the native path leaves the exception untouched for the Python
+    hook, whose handler sees it exactly as raised."""
+    m = _exception_machine(True, PF_RECORD)
+    m.handler.on_fault = None                        # the handler stops the vCPU
+    m.ring0(b"\x31\xc9\xf7\xf1")                    # xor ecx, ecx; div ecx
+    exit = m.run()
+    assert exit.kind == ExitKind.EXCEPTION and exit.vector == 0 and exit.rip == KCODE + 2
+    assert [e.vector for e in m.handler.exceptions] == [0]
+    assert m.vcpu.native_exceptions == 0 and m.vcpu._native_exceptions.fallbacks == 1
+
+
 # -- parked runs (Vcpu.park / unpark) ----------------------------------------------------------------
 class Parker(Recorder):
     """Parks the run at every system call, as the ROS kernel does for a thread that blocks."""
