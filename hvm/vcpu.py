@@ -751,6 +751,17 @@ class Vcpu:
     def _set_rax_direct(self, value: int) -> None:
         self._regfile[0] = value & _MASK64
 
+    def complete_syscall(self, result: int) -> None:
+        """A stopped (or parked) vCPU whose RIP is at a `syscall` that blocked: return `result`
+        from it instead of re-running it (RIP past the instruction, RAX = result)."""
+        rf = self._regfile
+        if rf is not None and not self._in_run:
+            rf[16] = (rf[16] + 2) & _MASK64
+            rf[0] = result & _MASK64
+            return
+        self.set_reg("rip", self.reg("rip") + 2)
+        self.set_rax(result)
+
     def set_rax(self, value: int) -> None:
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
         _reg_write_raw(self._h, self._rax_id, self._one_ref)

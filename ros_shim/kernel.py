@@ -563,8 +563,7 @@ class RosKernel:
         """`t` (its registers on the vCPU) was woken with its blocked call's result: return it,
         instead of re-running the call (on_exit had backed RIP up over the `syscall`)."""
         w, t.wait = t.wait, None
-        vcpu.set_reg("rip", vcpu.reg("rip") + 2)
-        vcpu.set_rax(w.result)
+        vcpu.complete_syscall(w.result)
         if self.trace:
             self.log_line(f"[pid {t.tid}] " + table.format_call(self, t, TABLE.get(w.nr), w.nr, w.args, w.result))
 

@@ -180,6 +180,7 @@ class AddressSpace:
         self.brk_start = self.brk = 0
         self.mmap_base = layout.MMAP_BASE
         self._remembered: dict[int, int] = {}  # kernel_page's answers until the next TLB flush
+        self._words: dict[int, tuple[int, ...]] = {}   # kernel_words' answers, likewise
 
     @property
     def cr3(self) -> int:
@@ -329,17 +330,22 @@ class AddressSpace:
         return pa | flags
 
     def is_mapped(self, start: int, end: int) -> bool:
-        """True if every page of [start, end) belongs to some VMA."""
+        """True if every page of [start, end) belongs to some VMA (the VMAs are sorted and do not
+        overlap: start from the one that holds `start`)."""
+        vmas = self.vmas
+        i = bisect.bisect_right(self._starts, start) - 1
+        if i < 0:
+            return False
         covered = start
-        for v in self.vmas:
-            if v.end <= covered:
-                continue
+        for i in range(i, len(vmas)):
+            v = vmas[i]
             if v.start > covered:
                 return False
-            covered = v.end
-            if covered >= end:
-                return True
-        return covered >= end
+            if v.end > covered:
+                covered = v.end
+                if covered >= end:
+                    return True
+        return False
 
     def find_free(self, length: int, hint: int = 0) -> int | None:
         """Top-down search below mmap_base for a gap of `length` bytes (Linux's default policy)."""
@@ -424,6 +430,14 @@ class AddressSpace:
             return None
         return self.pt.translate(va, write)
 
+    def populate(self, va: int, write: bool) -> bool:
+        """Page `va` in as a user access of that kind would (user_page without wanting the
+        address: MADV_POPULATE_READ/WRITE, the Multiverse partner's replicated HRT fault). False if
+        that access would fault for good."""
+        if self.pt.translate(va, write) is not None:
+            return True
+        return self.fault(va, PF_U | (PF_W if write else 0))
+
     def kernel_page(self, va: int, write: bool) -> int | None:
         """user_page for an address the kernel touches again and again (an HVM event record):
         remembered, like a TLB entry, until this address space's TLBs are next flushed, which
@@ -437,8 +451,26 @@ class AddressSpace:
             page = self._remembered[key] = pa & ~(PAGE_SIZE - 1)
         return page | (va & (PAGE_SIZE - 1))
 
+    def kernel_words(self, va: int, n: int) -> tuple[int, ...] | None:
+        """For a record the kernel reads and writes again and again (an HVM event record): the
+        indexes in guest memory's 64-bit word view (`mem.u64`) of the `n` (< 16) words at the
+        8-aligned user address `va`, paged in for writing; None if not accessible. Remembered, as
+        kernel_page's pages are, until this address space's TLBs are next flushed."""
+        key = va << 4 | n
+        words = self._words.get(key)
+        if words is None:
+            found = []
+            for i in range(n):
+                pa = self.kernel_page(va + 8 * i, True)
+                if pa is None:
+                    return None
+                found.append(pa >> 3)
+            words = self._words[key] = tuple(found)
+        return words
+
     def _flush_tlb(self) -> None:
         self._remembered.clear()
+        self._words.clear()
         self.tlb.flush_tlb(self)
 
     def user_buffers(self, va: int, n: int, write: bool) -> list[memoryview] | None:

@@ -137,37 +137,32 @@ _IOCTLS = {IOC["INSTALL"]: _install, IOC["BOOT"]: _boot, IOC["STATE"]: _state, I
 
 _STATE = abi.EVENT_STATE
 _POSTED, _TAKEN, _COMPLETED = _STATE["POSTED"], _STATE["TAKEN"], _STATE["COMPLETED"]
-_OFF_STATE = 8 * abi.EVENT_FIELDS.index("state")
+_KIND, _STATE_WORD = abi.EVENT_FIELDS.index("kind"), abi.EVENT_FIELDS.index("state")
+_RECORD_WORDS = max(_KIND, _STATE_WORD) + 1
 _HC_COMPLETE = abi.HC["COMPLETE_EVENT"]
 
 
-def _record(mm, channel: int) -> tuple[int, int, int] | None:
-    """(kind, state, state's index in guest memory's 64-bit word view) of the 8-aligned record at
-    `channel`, paged in for writing (the page remembered by the address space until its mappings
-    change); None if not accessible."""
-    pa = mm.kernel_page(channel, True)
-    if pa is None:
-        return None
-    if (channel & 0xFFF) + 16 <= 0x1000:
-        state_i = (pa + _OFF_STATE) >> 3
-    else:
-        state_pa = mm.kernel_page(channel + _OFF_STATE, True)
-        if state_pa is None:
-            return None
-        state_i = state_pa >> 3
-    u64 = mm.mem.u64
-    return u64[pa >> 3], u64[state_i], state_i
+def _record(mm, channel: int) -> tuple[int, int] | None:
+    """(kind's, state's) indexes in guest memory's 64-bit word view (`mm.mem.u64`) of the
+    8-aligned record at `channel`, paged in for writing (remembered by the address space until
+    its mappings change); None if not accessible."""
+    words = mm.kernel_words(channel, _RECORD_WORDS)
+    return None if words is None else (words[_KIND], words[_STATE_WORD])
 
 
 def take_posted(mm, channel: int) -> int | None:
     """The HRT posted on `channel`, where the partner waits: take the event for it (TAKEN) and
     return its kind, which the partner's ioctl then returns without being re-run (None: nothing
     to take)."""
-    rec = _record(mm, channel)
-    if rec is None or rec[1] != _POSTED:
+    words = mm.kernel_words(channel, _RECORD_WORDS)
+    if words is None:
         return None
-    mm.mem.u64[rec[2]] = _TAKEN
-    return rec[0]
+    u64 = mm.mem.u64
+    state_i = words[_STATE_WORD]
+    if u64[state_i] != _POSTED:
+        return None
+    u64[state_i] = _TAKEN
+    return u64[words[_KIND]]
 
 
 def _channel_wait(k, t, mm, channel: int, complete: bool) -> int:
@@ -185,14 +180,16 @@ def _channel_wait(k, t, mm, channel: int, complete: bool) -> int:
     rec = _record(mm, channel)
     if rec is None:
         return -errno.EFAULT
-    kind, state, state_i = rec
+    kind_i, state_i = rec
+    u64 = mm.mem.u64
+    state = u64[state_i]
     if complete and state == _TAKEN:
-        mm.mem.u64[state_i] = _COMPLETED
+        u64[state_i] = _COMPLETED
         k.hypercall(_HC_COMPLETE, channel)
-        state = _COMPLETED
+        state = u64[state_i]                 # (the HRT may have posted again meanwhile)
     if state == _POSTED:
-        mm.mem.u64[state_i] = _TAKEN
-        return kind
+        u64[state_i] = _TAKEN
+        return u64[kind_i]
     k.hvm_waiters[channel] = t
     return k.block(t, Wait("hvmchan"))
 

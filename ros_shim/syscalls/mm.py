@@ -150,7 +150,7 @@ def _populate(mm, start: int, end: int, write: bool) -> int:
         vma = mm.find(va)
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) or write and not vma.prot & PROT_WRITE:
             return -errno.EINVAL
-        if mm.user_page(va, write) is None:
+        if not mm.populate(va, write):
             return -errno.EFAULT
     return 0
 
