@@ -236,7 +236,7 @@ class Vcpu:
         self._engine: greenlet | None = None     # the greenlet whose emu_start a parked run is in
         self._resumer: greenlet | None = None    # who resumed it: where it switches back to
         self._killed = False
-        self._in_hook = threading.Lock()
+        self._stop_lock = threading.Lock()
         # The live register file in Unicorn's CPU state, when it can be located and proven
         # (unicorn_quirks.register_file_address); otherwise the (slower) API paths below.
         addr = unicorn_quirks.register_file_address(self.uc)
@@ -314,7 +314,7 @@ class Vcpu:
         self._pending = None
         self.runs += 1
         if self.preempt_requested or self.debug_stop_requested:
-            with self._in_hook:                   # (taken under the lock: see request_preempt)
+            with self._stop_lock:                 # (taken under the lock: see request_preempt)
                 requested = self._requested_exit()
             if requested is not None:
                 return requested
@@ -339,25 +339,36 @@ class Vcpu:
                 return
             self._resumer.switch(exit)
 
-    def park(self) -> bool:
+    def park(self) -> bool | None:
         """From inside the system call hook (the guest OS's handler, which has put the calling
-        thread to sleep and found nothing else to run): suspend the run right here instead of
-        stopping Unicorn, and let run()'s caller go on as if the vCPU had stopped after the
-        `syscall` with the registers as they are now (RIP at the `syscall`, as a blocked call
-        re-runs). Returns when the vCPU runs again: True, the hook returns and execution goes on
-        from RIP as the guest OS left it (a result in RAX, a signal frame, the call to re-run),
-        without an `emu_start`; False (unpark), the hook must stop the run there."""
+        thread to sleep and found nothing else to run; can_park() said yes): suspend the run right
+        here instead of stopping Unicorn, and let run()'s caller go on as if the vCPU had stopped
+        after the `syscall` with the registers as they are now (RIP at the `syscall`, as a blocked
+        call re-runs). Returns when the vCPU runs again: True, the hook returns and execution goes
+        on from RIP as the guest OS left it (a result in RAX, a signal frame, the call to re-run),
+        without an `emu_start`; False (unpark), the hook must stop the run there. None, at once and
+        with nothing changed: a stop was requested after all (the hook must stop the run).
+
+        No lock: `parked` is set before the stop requests are looked at, and a request sets its
+        flag before it looks at `parked` (request_preempt, request_debug_stop; the GIL orders the
+        two threads' steps). So either the request finds the vCPU parked and leaves only its flag
+        (run() takes it before resuming anything), or this sees the flag and does not park. On the
+        way out the same holds in reverse: a request that found the vCPU still parked has set its
+        flag by then, and the stop it left undone is made here."""
         self.parked = True
+        if self.preempt_requested or self.debug_stop_requested:
+            self.parked = False
+            return None
         self._in_run = False                     # (RIP is written in place while parked)
-        self._in_hook.release()
         try:
             go_on = self._resumer.switch(PARKED)
         except GreenletExit:                     # the vCPU was dropped while parked
             self._killed, go_on = True, False
         finally:
-            self._in_hook.acquire()
             self.parked = False
             self._in_run = True
+        if self.preempt_requested or self.debug_stop_requested:
+            self.uc.emu_stop()
         # The hook's caller adds the `syscall`'s length: whatever RIP the guest OS set is where the
         # run goes on (or, stopping, where the next run starts).
         self._regfile[16] = (self._regfile[16] - 2) & _MASK64
@@ -367,8 +378,8 @@ class Vcpu:
         """Inside a run of a parkable vCPU (which always runs on its engine greenlet), with no
         stop on its way: a time slice's end or a debugger's interrupt requested during the run has
         already called emu_stop, and a run parked with that stop pending would end right after
-        it resumes, with the request long consumed (an exit that looks like `hlt`). Called from
-        the hook, under `_in_hook`, so no request can slip in before park()."""
+        it resumes, with the request long consumed (an exit that looks like `hlt`). A request can
+        still come before park(), which looks again (and then refuses)."""
         return (self.parkable and self._in_run and not self.parked and self._regfile is not None
                 and not self.preempt_requested and not self.debug_stop_requested)
 
@@ -413,7 +424,7 @@ class Vcpu:
         if native is not None and native.no_lstar:
             native.no_lstar = 0
             return Exit(ExitKind.SYSCALL, rip=native.no_lstar_rip, detail="SYSCALL with no LSTAR set")
-        with self._in_hook:
+        with self._stop_lock:
             requested = self._requested_exit()
         return requested or Exit(ExitKind.HALT, rip=self.reg("rip"))
 
@@ -430,13 +441,13 @@ class Vcpu:
     def request_preempt(self) -> None:
         """From any host thread: end the current run() with a BUDGET exit (time-slice end).
 
-        The flag and the stop are one step under `_in_hook`, and run() consumes the flag under it
-        too: otherwise run() could take the flag (a BUDGET exit at its start) between the two, and
+        The flag and the stop are one step under `_stop_lock`, and run() consumes the flag under
+        it too: otherwise run() could take the flag (a BUDGET exit at its start) between the two, and
         the late emu_stop would then end the *next* run with neither an exit nor the flag, which
         looked like a `hlt` (a ROS thread was killed for a "privileged instruction" right after a
         system call, about once in a few hundred threaded runs under load)."""
-        with self._in_hook:
-            self.preempt_requested = True
+        with self._stop_lock:
+            self.preempt_requested = True         # (first the flag, then `parked`: see park())
             if not self.parked:                   # (a parked run is not going on: run() sees the flag)
                 self.uc.emu_stop()
 
@@ -456,25 +467,25 @@ class Vcpu:
         self._hook_error = e
         self.uc.emu_stop()
 
-    # The three exit hooks hold `_in_hook` (request_preempt waits for it: a time slice's stop never
-    # lands inside a hook) and count themselves in `hook_calls` (the watchdog's sign of progress).
+    # The three exit hooks count themselves in `hook_calls` (the watchdog's sign of progress). A time
+    # slice's stop may land while one runs: the run then ends after it, with the hook's own exit if
+    # it stopped the run (the request's flag stays for the next run()), else with BUDGET. Only
+    # parking must not race a stop (park()).
     def _on_syscall(self, _uc, _user) -> None:
-        with self._in_hook:
-            self.hook_calls += 1
-            try:
-                if not self.handler.on_syscall(self):
-                    self.stop(Exit(ExitKind.SYSCALL, rip=self.reg("rip")))
-            except BaseException as e:
-                self._fail(e)
+        self.hook_calls += 1
+        try:
+            if not self.handler.on_syscall(self):
+                self.stop(Exit(ExitKind.SYSCALL, rip=self.reg("rip")))
+        except BaseException as e:
+            self._fail(e)
 
     def _on_out(self, _uc, port, size, value, _user) -> None:
-        with self._in_hook:
-            self.hook_calls += 1
-            try:
-                if not self.handler.on_hypercall(self, port, value):
-                    self.stop(Exit(ExitKind.HYPERCALL, rip=self.reg("rip"), port=port, value=value))
-            except BaseException as e:
-                self._fail(e)
+        self.hook_calls += 1
+        try:
+            if not self.handler.on_hypercall(self, port, value):
+                self.stop(Exit(ExitKind.HYPERCALL, rip=self.reg("rip"), port=port, value=value))
+        except BaseException as e:
+            self._fail(e)
 
     def _clear_exception_state(self) -> int:
         """The unicorn#1883 work-around, the one place it lives: Unicorn never clears the CPU's
@@ -495,20 +506,19 @@ class Vcpu:
         return error_code
 
     def _on_intr(self, _uc, intno, _user) -> None:
-        with self._in_hook:
-            self.hook_calls += 1
-            try:
-                error_code = self._clear_exception_state()
-                self._hook_exceptions += 1
-                exit = Exit(ExitKind.BREAKPOINT if intno == BP else ExitKind.EXCEPTION,
-                            rip=self.reg("rip"), vector=intno, error_code=error_code,
-                            cr2=self.reg("cr2") if intno == PF else 0)
-                if not self.handler.on_exception(self, exit):
-                    self.stop(exit)
-                elif self._debug is not None and self._debug_armed[2]:
-                    self._debug.on_mappings(self)
-            except BaseException as e:
-                self._fail(e)
+        self.hook_calls += 1
+        try:
+            error_code = self._clear_exception_state()
+            self._hook_exceptions += 1
+            exit = Exit(ExitKind.BREAKPOINT if intno == BP else ExitKind.EXCEPTION,
+                        rip=self.reg("rip"), vector=intno, error_code=error_code,
+                        cr2=self.reg("cr2") if intno == PF else 0)
+            if not self.handler.on_exception(self, exit):
+                self.stop(exit)
+            elif self._debug is not None and self._debug_armed[2]:
+                self._debug.on_mappings(self)
+        except BaseException as e:
+            self._fail(e)
 
     def perform_syscall(self) -> bool:
         """What the CPU does for SYSCALL in 64-bit mode and Unicorn does not (call it from the

@@ -371,8 +371,12 @@ class RosKernel:
         vcpu.set_rax(t.wait.nr)               # as on_exit leaves a blocked call: RIP at the syscall
         cpu.need_resched = False
         cpu.idle = True
-        self.watchdog.running = None
-        return vcpu.park()
+        running, self.watchdog.running = self.watchdog.running, None
+        parked = vcpu.park()
+        if parked is None:                    # a time slice's end came first: stop after all
+            cpu.idle = False
+            self.watchdog.running = running
+        return parked
 
     def _trace(self, t, entry, nr, args, ret) -> None:
         if ret is BLOCK:

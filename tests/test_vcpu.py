@@ -387,6 +387,51 @@ def test_a_run_with_a_stop_on_its_way_does_not_park():
     assert exit.kind == ExitKind.BUDGET, exit       # ... and ends at the requested stop
 
 
+def test_a_stop_requested_after_can_park_makes_park_refuse():
+    """The watchdog's request can come between the hook's can_park() and park(): park() looks at
+    the flags after it marked the vCPU parked (a request looks at `parked` after setting its flag),
+    refuses, and the run ends at the requested stop; nothing is left parked."""
+    m = _parking_machine()
+    v = m.vcpu
+    seen = []
+
+    def on_syscall(vcpu):
+        assert vcpu.can_park()
+        vcpu.request_preempt()                      # not parked yet: flag and emu_stop
+        seen.append(vcpu.park())
+        return False                                # refused: the hook stops the run
+    m.handler.on_syscall = on_syscall
+    exit = v.run()
+    assert seen == [None] and not v.parked
+    assert exit.kind == ExitKind.SYSCALL, exit
+    assert v.run().kind == ExitKind.BUDGET          # the request's flag: the next run ends at once
+
+
+def test_a_stop_requested_while_parked_is_made_when_the_run_resumes():
+    """A request that found the vCPU parked leaves only its flag; if it comes after run() looked at
+    the flags and resumed the parked run, park() makes the stop itself on the way out."""
+    m = _parking_machine()
+    v = m.vcpu
+    assert v.run().kind == ExitKind.PARKED
+    v.set_rax(0x55)
+    v.set_reg("rip", v.reg("rip") + 2)
+    resumed = []
+
+    def on_resume_switch(orig=v._engine.switch):
+        def switch(*a):
+            v._engine.switch = orig
+            v.request_preempt()                     # between run()'s look and the resume
+            resumed.append(v.parked)
+            return orig(*a)
+        return switch
+    v._engine.switch = on_resume_switch()
+    exit = v.run()
+    assert resumed == [True]
+    assert exit.kind == ExitKind.BUDGET, exit       # the stop was made: the run ended right after
+    assert v.reg("rip") == KCODE + 7 and m.mem.read_u64(KDATA) == 0   # the syscall (a block's end)
+    assert v.run().kind == ExitKind.HALT and m.mem.read_u64(KDATA) == 0x55
+
+
 # -- page faults -----------------------------------------------------------------------------------
 def _pf(m, exit, cr2, error_code):
     assert exit.kind == ExitKind.EXCEPTION, exit
