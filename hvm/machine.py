@@ -234,6 +234,11 @@ class Machine:
         if self.trace:
             self.log(f"[hvm] HRT reset: vCPUs stopped, image forgotten{', HRT memory cleared' if clear else ''}")
 
+    def _hrt_busy(self) -> bool:
+        """For the guest OS: does an HRT vCPU have work (so the machine goes on with it)?"""
+        hrt = self.hrt
+        return hrt is not None and hrt.any_runnable()
+
     # -- the run loop ------------------------------------------------------------------------------
     def _serve_now(self, hcpu) -> None:
         """From inside HRT vCPU `hcpu`'s POST_EVENT (a nested run: Unicorn runs one engine from
@@ -267,7 +272,7 @@ class Machine:
         HRT vCPU with work until it waits, halts or forwards an event."""
         ros_vcpus = self._ros_vcpus = [self.add_ros_vcpu(guest) for _ in range(self.ros_cpus)]
         self.guest = guest
-        guest.hvm_busy = lambda: self.hrt is not None and self.hrt.any_runnable()
+        guest.hvm_busy = self._hrt_busy
         self.channels.notify_ros = guest.hvm_event
         dbg = self.debugger
         if dbg is not None:

@@ -376,9 +376,10 @@ class AddressSpace:
             return False
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
             return False
-        page = page_down(va)
+        page = va & ~(PAGE_SIZE - 1)
         slot = self.pt.pte_addr(page, create=True)
-        pte = self.mem.read_u64(slot)
+        u64 = self.mem.u64
+        pte = u64[slot >> 3]
         if pte & PTE_P:
             if write and pte & PTE_SOFT_COW:
                 self._break_cow(page, slot, pte, vma)
@@ -393,12 +394,12 @@ class AddressSpace:
             return True
         if backing is None and not write and self.zero_page and not vma.flags & MAP_SHARED:
             self.frames.get(self.zero_page)
-            self.mem.write_u64(slot, self._pte_for(self.zero_page, vma, PTE_SOFT_COW))
+            u64[slot >> 3] = self._pte_for(self.zero_page, vma, PTE_SOFT_COW)
             return True
         pa = self.frames.alloc(zero=backing is None)
         if backing is not None:
             self._fill(pa, backing, offset)
-        self.mem.write_u64(slot, self._pte_for(pa, vma))
+        u64[slot >> 3] = self._pte_for(pa, vma)
         return True
 
     def _fill(self, pa: int, backing: Backing, offset: int) -> None:

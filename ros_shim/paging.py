@@ -5,7 +5,6 @@ counted so that address spaces can share them (copy-on-write after fork, the sha
 """
 from __future__ import annotations
 
-import struct
 from array import array
 
 from hvm.memory import PAGE_SHIFT, PAGE_SIZE, GuestMemory
@@ -20,7 +19,6 @@ PTE_SOFT_COW = 1 << 10      # software bit: writable in the VMA, read-only here 
 PTE_NX = 1 << 63
 ADDR_MASK = 0x000F_FFFF_FFFF_F000
 _TABLE_FLAGS = PTE_P | PTE_W | PTE_U
-_U64 = struct.Struct("<Q")
 
 
 class OutOfMemory(Exception):
@@ -90,20 +88,19 @@ class PageTable:
 
     def pte_addr(self, va: int, create: bool = False) -> int | None:
         """Physical address of the level-1 entry for `va`, creating tables on the way if asked."""
-        mem = self.mem
+        u64 = self.mem.u64                       # (entries as words: u64[pa >> 3])
         table = self.pml4
-        for level in (3, 2, 1):
-            slot = table + 8 * _index(va, level)
-            entry = mem.read_u64(slot)
+        for shift in (39, 30, 21):
+            slot = (table >> 3) + ((va >> shift) & 0x1FF)
+            entry = u64[slot]
             if not entry & PTE_P:
                 if not create:
                     return None
-                new = self.frames.alloc()
-                mem.write_u64(slot, new | _TABLE_FLAGS)
-                table = new
+                table = self.frames.alloc()
+                u64[slot] = table | _TABLE_FLAGS
             else:
                 table = entry & ADDR_MASK
-        return table + 8 * _index(va, 0)
+        return table + ((va >> 9) & 0xFF8)
 
     def pte(self, va: int) -> int:
         slot = self.pte_addr(va)
@@ -115,17 +112,17 @@ class PageTable:
     def translate(self, va: int, write: bool = False) -> int | None:
         """Physical address of `va` if a user access of that kind would succeed without a fault.
         (The walk of pte_addr and pte in one function: every copy to or from user memory does it.)"""
-        raw = self.mem.view
-        entry = _U64.unpack_from(raw, self.pml4 + ((va >> 36) & 0xFF8))[0]
+        u64 = self.mem.u64
+        entry = u64[(self.pml4 >> 3) + ((va >> 39) & 0x1FF)]
         if not entry & PTE_P:
             return None
-        entry = _U64.unpack_from(raw, (entry & ADDR_MASK) + ((va >> 27) & 0xFF8))[0]
+        entry = u64[((entry & ADDR_MASK) >> 3) + ((va >> 30) & 0x1FF)]
         if not entry & PTE_P:
             return None
-        entry = _U64.unpack_from(raw, (entry & ADDR_MASK) + ((va >> 18) & 0xFF8))[0]
+        entry = u64[((entry & ADDR_MASK) >> 3) + ((va >> 21) & 0x1FF)]
         if not entry & PTE_P:
             return None
-        pte = _U64.unpack_from(raw, (entry & ADDR_MASK) + ((va >> 9) & 0xFF8))[0]
+        pte = u64[((entry & ADDR_MASK) >> 3) + ((va >> 12) & 0x1FF)]
         if not pte & PTE_P or (write and not pte & PTE_W):
             return None
         return (pte & ADDR_MASK) | (va & (PAGE_SIZE - 1))

@@ -16,7 +16,7 @@ class Wait:
     style, like Linux's -ERESTARTSYS path) and reads the outcome from here."""
     kind: str                          # "fd", "futex", "child", "sleep", "signal", "vfork", "forever"
     nr: int = -1                       # the blocked syscall
-    fds: list = field(default_factory=list)   # kind "fd": [(host fd, poll events)] awaited
+    fds: list | tuple = ()             # kind "fd": [(host fd, poll events)] awaited
     internal: bool = False             # kind "fd": only guest pipes, woken directly (no polling)
     deadline: int | None = None        # CLOCK_MONOTONIC ns, or None
     key: tuple | None = None           # kind "futex": (address space, address)

@@ -142,14 +142,6 @@ _RECORD_WORDS = max(_KIND, _STATE_WORD) + 1
 _HC_COMPLETE = abi.HC["COMPLETE_EVENT"]
 
 
-def _record(mm, channel: int) -> tuple[int, int] | None:
-    """(kind's, state's) indexes in guest memory's 64-bit word view (`mm.mem.u64`) of the
-    8-aligned record at `channel`, paged in for writing (remembered by the address space until
-    its mappings change); None if not accessible."""
-    words = mm.kernel_words(channel, _RECORD_WORDS)
-    return None if words is None else (words[_KIND], words[_STATE_WORD])
-
-
 def take_posted(mm, channel: int) -> int | None:
     """The HRT posted on `channel`, where the partner waits: take the event for it (TAKEN) and
     return its kind, which the partner's ioctl then returns without being re-run (None: nothing
@@ -177,10 +169,10 @@ def _channel_wait(k, t, mm, channel: int, complete: bool) -> int:
             return -errno.EINTR
     if k.hvm_mm is not mm or channel & 7:
         return -errno.EINVAL
-    rec = _record(mm, channel)
-    if rec is None:
+    words = mm.kernel_words(channel, _RECORD_WORDS)
+    if words is None:
         return -errno.EFAULT
-    kind_i, state_i = rec
+    kind_i, state_i = words[_KIND], words[_STATE_WORD]
     u64 = mm.mem.u64
     state = u64[state_i]
     if complete and state == _TAKEN:
