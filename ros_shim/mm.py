@@ -364,11 +364,13 @@ class AddressSpace:
         return None
 
     # -- demand paging ----------------------------------------------------------------------------
-    def fault(self, va: int, error_code: int) -> bool:
-        """Resolve a user page fault; False means the access is invalid (SIGSEGV)."""
-        vma = self.find(va)
+    def fault(self, va: int, error_code: int, vma: Vma | None = None) -> bool:
+        """Resolve a user page fault; False means the access is invalid (SIGSEGV). `vma`: the VMA
+        holding `va`, when the caller has just looked it up."""
         if vma is None:
-            return False
+            vma = self.find(va)
+            if vma is None:
+                return False
         write, fetch = error_code & PF_W, error_code & PF_I
         if write and not vma.prot & PROT_WRITE:
             return False
@@ -431,13 +433,13 @@ class AddressSpace:
             return None
         return self.pt.translate(va, write)
 
-    def populate(self, va: int, write: bool) -> bool:
-        """Page `va` in as a user access of that kind would (user_page without wanting the
-        address: MADV_POPULATE_READ/WRITE, the Multiverse partner's replicated HRT fault). False if
-        that access would fault for good."""
+    def populate(self, va: int, write: bool, vma: Vma) -> bool:
+        """Page `va` (in `vma`) in as a user access of that kind would (user_page without wanting
+        the address: MADV_POPULATE_READ/WRITE, the Multiverse partner's replicated HRT fault).
+        False if that access would fault for good."""
         if self.pt.translate(va, write) is not None:
             return True
-        return self.fault(va, PF_U | (PF_W if write else 0))
+        return self.fault(va, PF_U | (PF_W if write else 0), vma)
 
     def kernel_page(self, va: int, write: bool) -> int | None:
         """user_page for an address the kernel touches again and again (an HVM event record):

@@ -131,12 +131,12 @@ def sys_madvise(k, t, addr, length, advice, *_):
     mm = t.proc.mm
     if end == addr:
         return 0
+    if advice == MADV_POPULATE_WRITE or advice == MADV_POPULATE_READ:   # (checks as it goes)
+        return _populate(mm, addr, end, advice == MADV_POPULATE_WRITE)
     if not mm.is_mapped(addr, end):
         return -errno.ENOMEM
     if advice in (MADV_DONTNEED, MADV_FREE):
         mm.discard(addr, end)
-    elif advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE:
-        return _populate(mm, addr, end, advice == MADV_POPULATE_WRITE)
     return 0
 
 
@@ -145,12 +145,15 @@ def _populate(mm, start: int, end: int, write: bool) -> int:
     breaking copy-on-write for a write, without changing its contents. EINVAL for a mapping the
     access is not allowed on (PROT_NONE; a write to a read-only one), EFAULT where the access would
     fault anyway (past the end of a file). The Multiverse partner replicates an HRT write fault
-    this way (docs/split.md)."""
+    this way (docs/split.md). ENOMEM at the first page no VMA holds, as Linux, which populates
+    the range VMA by VMA and stops at a hole."""
     for va in range(start, end, PAGE):
         vma = mm.find(va)
+        if vma is None:
+            return -errno.ENOMEM
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) or write and not vma.prot & PROT_WRITE:
             return -errno.EINVAL
-        if not mm.populate(va, write):
+        if not mm.populate(va, write, vma):
             return -errno.EFAULT
     return 0
 
