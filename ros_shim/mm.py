@@ -378,7 +378,7 @@ class AddressSpace:
             return False
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
             return False
-        page = va & ~(PAGE_SIZE - 1)
+        page = page_down(va)
         slot = self.pt.pte_addr(page, create=True)
         u64 = self.mem.u64
         pte = u64[slot >> 3]
